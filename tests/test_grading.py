@@ -1,0 +1,235 @@
+"Tests of reasonbook.grading: extraction, normalisation, equivalence under a hard timeout, voting, metrics."
+import threading
+import time
+from itertools import combinations
+from pathlib import Path
+
+import pytest
+
+from reasonbook import grading
+from reasonbook.grading import (Verdict, best_of_n, check, cov_at_k, extract_answer, grade, is_equiv, last_boxed,
+                                maj_at_k, majority_vote, normalize_answer, pass_at_k, weighted_vote)
+
+SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
+needs_shared = pytest.mark.skipif(not (SHARED_DATA / "math500.jsonl").is_file(),
+                                  reason=f"benchmark copies not found at {SHARED_DATA} (CI clones shared/ beside the repo)")
+
+
+def nested_fraction(min_len: int = 10_000) -> str:
+    s = "1"
+    while len(s) < min_len:
+        s = r"\frac{1}{1+" + s + "}"
+    return s
+
+
+# ---------------------------------------------------------------- the equivalences the issue asks for
+@pytest.mark.parametrize("a,b", [(r"\frac12", "0.5"), ("(3,-1)", "(3, -1)"), (r"\$42409", "42409"),
+                                 (r"10\frac{1}{12}", r"\frac{121}{12}")])
+def test_required_equivalences(a, b):
+    assert is_equiv(a, b) and is_equiv(b, a)
+
+
+@pytest.mark.parametrize("pred,gold", [(r"2\sqrt{2}", r"\sqrt{8}"), (r"\dfrac{3}{4}", "0.75"), ("x^2+2x+1", "(x+1)^2"),
+                                       (r"\{1,2\}", r"\{2,1\}"), ("27", "27.0"), ("1,000", "1000"),
+                                       (r"90^\circ", "90"), (r"50\%", "50"), (r"\text{(C)}", "C")])
+def test_more_equivalences(pred, gold):
+    assert is_equiv(pred, gold), check(pred, gold)
+
+
+@pytest.mark.parametrize("pred,gold", [("3", "4"), (r"\frac{1}{3}", "0.3"), ("(3,1)", "(3,-1)"), (r"2\sqrt{3}", r"\sqrt{8}"),
+                                       ("", "1"), (None, "1"), ("-5", "5")])
+def test_non_equivalences(pred, gold):
+    assert not is_equiv(pred, gold)
+
+
+def test_mixed_number_prenormalisation():
+    assert normalize_answer(r"10\frac{1}{12}") == r"\frac{121}{12}"
+    assert normalize_answer(r"-3\frac{1}{2}") == r"-\frac{7}{2}"
+    assert normalize_answer(r"3\frac{\sqrt{2}}{2}") == r"3\frac{\sqrt{2}}{2}"  # not a mixed number: a product
+    assert normalize_answer(r"x^2\frac{1}{2}") == r"x^2\frac{1}{2}"
+
+
+# ---------------------------------------------------------------- hard timeout
+def test_pathological_input_returns_within_timeout():
+    nested = nested_fraction()
+    assert len(nested) >= 10_000
+    grading._WORKER.start()  # exclude the worker's start-up from the measured time
+    timeout, margin = 2.0, 1.5
+    t0 = time.monotonic()
+    v = check(nested, r"\frac{1}{2}", timeout=timeout)
+    elapsed = time.monotonic() - t0
+    assert elapsed < timeout + margin, f"took {elapsed:.2f} s with timeout {timeout} s"
+    assert v == Verdict(False, "timeout")
+    assert grading._WORKER.proc is None  # the stuck worker was killed
+    assert is_equiv(r"\sqrt{4}", "2")  # a fresh worker answers the next check
+
+
+def test_hang_inside_sympy_c_code_times_out():
+    # a power tower: sympy computes the integer in C, where a signal-based timeout cannot interrupt it
+    grading._WORKER.start()
+    t0 = time.monotonic()
+    v = check(r"9^{9^{9^{9}}}", "1", timeout=1.0)
+    assert time.monotonic() - t0 < 1.0 + 1.5
+    assert not v.correct and (v.reason == "timeout" or v.reason.startswith("error"))
+
+
+def test_timeout_works_off_the_main_thread():
+    out = {}
+
+    def run():
+        t0 = time.monotonic()
+        out["v"] = check(nested_fraction(), "1", timeout=1.0)
+        out["t"] = time.monotonic() - t0
+
+    grading._WORKER.start()
+    th = threading.Thread(target=run)
+    th.start()
+    th.join(10)
+    assert not th.is_alive()
+    assert out["v"] == Verdict(False, "timeout") and out["t"] < 2.5
+
+
+def test_dead_worker_is_restarted():
+    grading._WORKER.start()
+    starts = grading._WORKER.starts
+    grading._WORKER.proc.kill()
+    assert check(r"\sqrt{9}", "3") == Verdict(True, "math_verify")
+    assert grading._WORKER.starts == starts + 1
+
+
+def test_fast_paths_do_not_use_the_worker():
+    grading.shutdown_worker()
+    assert check("12", "12.0") == Verdict(True, "exact")
+    assert check("0.5", r"\frac{1}{2}") == Verdict(True, "numeric")
+    assert check("7", "8") == Verdict(False, "different")
+    assert grading._WORKER.proc is None
+
+
+# ---------------------------------------------------------------- extraction
+@pytest.mark.parametrize("text,kind,want", [
+    (r"so $\boxed{\frac{a^{2}}{b}}$ and that's it", "math", r"\frac{a^{2}}{b}"),
+    (r"\boxed{1} then \fbox{2}", "math", "2"),
+    (r"\boxed{1} then \boxed{ \{1, 2\} }", "math", r"\{1, 2\}"),
+    ("Work...\n#### 1,234", "gsm8k", "1234"),
+    ("Answer: 17", "math", "17"),
+    ("Final Answer: The final answer is $\\frac{3}{5}$. I hope it is correct.", "math", r"\frac{3}{5}"),
+    ("The answer is $18 per day.", "math", "18"),
+    ("I think 3 + 4 = 7 and then 7 * 2 = 14", "math", "14"),
+    ("It is 3.50 dollars.", "math", "3.50"),
+    ("nothing here", "math", None),
+    ("The correct answer is (D).", "mc", "D"),
+    ("Answer: B", "mc", "B"),
+    (r"... therefore \boxed{C}", "mc", "C"),
+    ("A farmer has apples; the answer is not clear", "mc", None),
+])
+def test_extract_answer(text, kind, want):
+    assert extract_answer(text, kind=kind) == want
+
+
+def test_extract_answer_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="unknown kind"):
+        extract_answer("x", kind="code")
+
+
+def test_last_boxed_unbalanced_and_nested():
+    assert last_boxed(r"\boxed{\frac{1}{2}") is None
+    assert last_boxed(r"\boxed{a{b{c}}d}") == "a{b{c}}d"
+
+
+def test_grade_on_generated_solutions():
+    from reasonbook.data import arithmetic_dataset
+    for level in (1, 2, 3, 4, 5):
+        for p in arithmetic_dataset(20, level=level, seed=3):
+            assert grade(p.solution, p.answer)
+            assert not grade(p.solution, str(int(p.answer) + 1))
+            # without the box, the last-number fallback still finds it
+            assert extract_answer(p.solution.replace(r"\boxed{" + p.answer + "}", p.answer)) == p.answer
+
+
+@needs_shared
+def test_extraction_on_real_math500_rows():
+    from reasonbook.data import load_benchmark
+    probs = load_benchmark(SHARED_DATA / "math500.jsonl")
+    assert len(probs) == 500
+    graded = [check(extract_answer(p.solution), p.answer) for p in probs]
+    correct = sum(v.correct for v in graded)
+    assert correct == len(probs), [(p.id, extract_answer(p.solution), p.answer) for p, v in zip(probs, graded)
+                                   if not v.correct][:5]
+    # and a different problem's answer is not accepted
+    wrong = sum(is_equiv(extract_answer(probs[i].solution), probs[(i + 1) % 500].answer) for i in range(100))
+    assert wrong <= 3
+
+
+@needs_shared
+def test_extraction_on_real_gsm8k_rows():
+    import json
+    lines = (SHARED_DATA / "gsm8k_test.jsonl").read_text(encoding="utf-8").splitlines()[:300]
+    for line in lines:
+        row = json.loads(line)
+        gold = row["answer"].split("####")[-1].strip().replace(",", "")
+        assert extract_answer(row["answer"]) == gold
+        assert grade(row["answer"], gold)
+
+
+# ---------------------------------------------------------------- voting
+def test_majority_vote_normalises_and_breaks_ties_by_first_appearance():
+    assert majority_vote(["12", "12.0", r"\boxed{12}", "7", "7"]) == "12"
+    assert majority_vote(["7", "12", "12", "7"]) == "7"  # 2-2: "7" was seen first
+    assert majority_vote(["12", "7", "7", "12"]) == "12"
+    assert majority_vote([None, "5", None]) == "5"
+    assert majority_vote([None, None]) is None
+    assert majority_vote([]) is None
+    assert majority_vote(["1/2", "0.5", r"\frac{1}{2}", "3", "3"]) == "1/2"  # one numeric bucket of three
+
+
+def test_weighted_vote_and_best_of_n():
+    assert weighted_vote(["3", "4", "4"], [0.9, 0.3, 0.4]) == "3"
+    assert weighted_vote(["3", "4", "4"], [0.5, 0.3, 0.4]) == "4"
+    assert best_of_n(["3", "4", "4"], [0.5, 0.3, 0.4]) == "3"
+    assert best_of_n([None, "4"], [0.9, 0.1]) == "4"
+    with pytest.raises(ValueError):
+        weighted_vote(["3"], [0.1, 0.2])
+
+
+# ---------------------------------------------------------------- metrics
+def brute_pass_at_k(n, c, k):
+    outcomes = [True] * c + [False] * (n - c)
+    subsets = list(combinations(range(n), k))
+    return sum(any(outcomes[i] for i in s) for s in subsets) / len(subsets)
+
+
+@pytest.mark.parametrize("n", [1, 2, 5, 8, 10])
+def test_pass_at_k_matches_brute_force(n):
+    for c in range(n + 1):
+        for k in range(1, n + 1):
+            assert pass_at_k(n, c, k) == pytest.approx(brute_pass_at_k(n, c, k), abs=1e-12), (n, c, k)
+
+
+def test_pass_at_k_edge_cases():
+    assert pass_at_k(100, 0, 10) == 0.0
+    assert pass_at_k(100, 100, 1) == 1.0
+    assert pass_at_k(100, 3, 1) == pytest.approx(0.03)
+    for bad in [(5, 6, 1), (5, -1, 1), (5, 2, 0), (5, 2, 6)]:
+        with pytest.raises(ValueError):
+            pass_at_k(*bad)
+
+
+def test_cov_at_k():
+    correct = [[True, False, False, False], [False] * 4, [True, True, False, False]]
+    want = (pass_at_k(4, 1, 2) + 0 + pass_at_k(4, 2, 2)) / 3
+    assert cov_at_k(correct, 2) == pytest.approx(want)
+    assert cov_at_k(correct, 4) == pytest.approx(2 / 3)
+
+
+def test_maj_at_k():
+    answers = [["5", "6", "6", "5", "5"], ["1", "1", "2", "2", "2"], ["x", "y", "z", "w", "v"]]
+    golds = ["5", "2", "v"]
+    assert maj_at_k(answers, golds, k=1) == pytest.approx(1 / 3)  # 5 yes, 1 no, x no
+    assert maj_at_k(answers, golds, k=3) == pytest.approx(0.0)  # 6, 1, x
+    assert maj_at_k(answers, golds, k=5) == pytest.approx(2 / 3)  # 5, 2, x (tie -> first seen)
+    scores = [[1, 0, 0, 0, 0], [0, 0, 1, 0, 0], [0, 0, 0, 0, 1]]
+    assert maj_at_k(answers, golds, k=5, scores=scores) == pytest.approx(1.0)
+    # averaged over random subsets: a problem with one correct of two answers gives about 1/2 at k=1
+    assert maj_at_k([["1", "2"]], ["1"], k=1, trials=400, seed=0) == pytest.approx(0.5, abs=0.08)
+    with pytest.raises(ValueError, match="fewer than k"):
+        maj_at_k(answers, golds, k=6)
