@@ -10,7 +10,7 @@ __all__ = ['last_boxed', 'last_number', 'extract_answer', 'normalize_answer', 'G
            'as_fraction', 'check', 'is_equiv', 'grade', 'majority_vote', 'weighted_vote', 'best_of_n', 'pass_at_k',
            'cov_at_k', 'maj_at_k']
 
-# %% ../nbs/01_grading.ipynb #cdb8c7f9
+# %% ../nbs/01_grading.ipynb #211952b4
 import atexit
 import json
 import os
@@ -26,7 +26,7 @@ from fractions import Fraction
 from random import Random
 from typing import Sequence
 
-# %% ../nbs/01_grading.ipynb #b379ebb1
+# %% ../nbs/01_grading.ipynb #ab1dd06c
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\b")
 
 
@@ -46,25 +46,40 @@ def _balanced(text: str, start: int) -> tuple[str, int] | None:
     return None
 
 
+def _brace_pairs(text: str) -> dict[int, int]:
+    "Index of each unescaped '{' -> index of its matching '}' (one linear pass; unclosed braces are left out)."
+    pairs, stack = {}, []
+    for i, ch in enumerate(text):
+        if ch in "{}" and i > 0 and text[i - 1] == "\\":
+            continue
+        if ch == "{":
+            stack.append(i)
+        elif ch == "}" and stack:
+            pairs[stack.pop()] = i
+    return pairs
+
+
 def last_boxed(text: str | None) -> str | None:
     "Content of the last `\\boxed{...}` / `\\fbox{...}` in `text` (nested braces matched), or None."
     if not text:
         return None
+    pairs = None
     for m in reversed(list(_BOXED_RE.finditer(text))):
         j = m.end()
         while j < len(text) and text[j] == " ":
             j += 1
         if j < len(text) and text[j] == "{":
-            got = _balanced(text, j)
-            if got is not None:
-                return got[0].strip()
+            if pairs is None:
+                pairs = _brace_pairs(text)
+            if j in pairs:
+                return text[j + 1 : pairs[j]].strip()
         else:  # "\boxed 5"
             mm = re.match(r"\s*([^\s$]+)", text[m.end() :])
             if mm:
                 return mm.group(1).strip()
     return None
 
-# %% ../nbs/01_grading.ipynb #c38ade1a
+# %% ../nbs/01_grading.ipynb #8485c08d
 _NUM = r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
 _NUM_RE = re.compile(_NUM)
 _HASH_RE = re.compile(r"####\s*([^\n]+)")
@@ -146,12 +161,12 @@ def extract_answer(text: str | None, kind: str = "math") -> str | None:
             return got
     return last_number(text)
 
-# %% ../nbs/01_grading.ipynb #9dc122a0
-_SPACING_RE = re.compile(r"\\[!,;: ]|\\quad|\\qquad|\\displaystyle|\\left|\\right")
+# %% ../nbs/01_grading.ipynb #8f2609ae
+_SPACING_RE = re.compile(r"\\[!,;: ]|\\q?quad(?![A-Za-z])|\\displaystyle|\\left(?![A-Za-z])|\\right(?![A-Za-z])")
 _UNIT_RE = re.compile(r"^(.+?)\s*\\(?:text|mbox|mathrm)\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\{?\d\}?)?\s*$")
 _WHOLE_TEXT_RE = re.compile(r"^\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}$")
 _MIXED_RE = re.compile(r"(-?)(?<![\w.}^_])(\d+)\\frac\{(\d+)\}\{(\d+)\}")
-_DECIMAL_RE = re.compile(r"[-+]?(?:\d+\.?\d*|\.\d+)")
+_DECIMAL_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _THOUSANDS_RE = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
 
@@ -209,6 +224,9 @@ def normalize_answer(a) -> str | None:
     m = _UNIT_RE.match(s)
     if m and re.search(r"\d", m.group(1)):
         s = m.group(1)
+    m = re.fullmatch(r"\s*(-?\d[\d,]*(?:\.\d+)?)\s+[A-Za-z]{2,}(?:\s+[A-Za-z]+)*\s*", s)  # "18 dollars" -> "18"
+    if m:
+        s = m.group(1)
     m = re.match(r"^\s*\\?[A-Za-z]\w{0,2}\s*=\s*(.+)$", s)  # "x = 5" -> "5" (one short variable on the left)
     if m and "=" not in m.group(1):
         s = m.group(1)
@@ -226,7 +244,7 @@ def normalize_answer(a) -> str | None:
         s = _canon_number(s)
     return s.rstrip(".")
 
-# %% ../nbs/01_grading.ipynb #26c0360f
+# %% ../nbs/01_grading.ipynb #51181725
 _WORKER_SRC = r'''
 import json, os, sys, logging
 proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -356,7 +374,7 @@ def shutdown_worker():
     "Stop the shared grading worker (a later check starts a new one)."
     _WORKER.stop()
 
-# %% ../nbs/01_grading.ipynb #fc5a1a8d
+# %% ../nbs/01_grading.ipynb #c9c8102c
 @dataclass(frozen=True)
 class Verdict:
     "Outcome of one equivalence check; `reason` is one of exact, numeric, different, no_answer, math_verify, timeout, error: ..."
@@ -414,12 +432,12 @@ def is_equiv(pred: str | None, gold: str, timeout: float = 5.0, kind: str = "mat
     "True if `pred` is equivalent to `gold` (math-verify under a hard timeout; a timeout counts as False)."
     return check(pred, gold, timeout=timeout, kind=kind).correct
 
-# %% ../nbs/01_grading.ipynb #2ba80c01
+# %% ../nbs/01_grading.ipynb #9438f592
 def grade(text: str | None, gold: str, kind: str = "math", timeout: float = 5.0) -> bool:
     "Extract the final answer of `text` and check it against `gold`."
     return is_equiv(extract_answer(text, kind=kind), gold, timeout=timeout, kind=kind)
 
-# %% ../nbs/01_grading.ipynb #6e761977
+# %% ../nbs/01_grading.ipynb #8910a14b
 def _vote_key(a: str):
     f = as_fraction(a)
     return ("num", f) if f is not None else ("str", a)
@@ -467,7 +485,7 @@ def best_of_n(answers: Sequence[str | None], scores: Sequence[float]) -> str | N
             best = (s, n)
     return None if best is None else best[1]
 
-# %% ../nbs/01_grading.ipynb #2014c35c
+# %% ../nbs/01_grading.ipynb #5f1e902b
 def pass_at_k(n: int, c: int, k: int) -> float:
     "Unbiased pass@k: probability that k of n samples (c correct), drawn without replacement, include a correct one."
     if not (0 <= c <= n):

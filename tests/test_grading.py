@@ -233,3 +233,15 @@ def test_maj_at_k():
     assert maj_at_k([["1", "2"]], ["1"], k=1, trials=400, seed=0) == pytest.approx(0.5, abs=0.08)
     with pytest.raises(ValueError, match="fewer than k"):
         maj_at_k(answers, golds, k=6)
+
+
+@pytest.mark.parametrize("tok", ["1 ", "1,", "1/", "\\boxed{", "{", "\\frac{1}{", "answer: ", "1 ab ", "\\text{a", "(A",
+                                 "1\\frac{1}{2}", "$", "-"])
+def test_extraction_and_normalisation_stay_fast_on_long_adversarial_text(tok):
+    # the in-process steps (regexes, brace matching) must be near-linear: only math-verify runs in the worker
+    s = tok * (20_000 // len(tok)) + "x"
+    t0 = time.monotonic()
+    normalize_answer(s)
+    extract_answer(s)
+    extract_answer(s, kind="mc")
+    assert time.monotonic() - t0 < 1.0
