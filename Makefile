@@ -39,7 +39,7 @@ test-vllm:
 	@bash scripts/test_vllm.sh
 
 bench: install
-	$(PY) -m reasonbook.bench
+	$(PY) benchmarks/run.py
 
 export: install
 	$(VENV)/bin/nbdev-export

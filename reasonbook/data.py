@@ -10,7 +10,7 @@ __all__ = ['LETTERS', 'BENCHMARKS', 'ARITHMETIC_LEVELS', 'Problem', 'DataError',
            'row_to_problem', 'Benchmark', 'benchmark_name', 'load_benchmark', 'format_question', 'arithmetic_dataset',
            'split_steps']
 
-# %% ../nbs/00_data.ipynb #1424ee24
+# %% ../nbs/00_data.ipynb #57478205
 import json
 import os
 import re
@@ -19,7 +19,7 @@ from pathlib import Path
 from random import Random
 from typing import Any, Iterator
 
-# %% ../nbs/00_data.ipynb #eb892960
+# %% ../nbs/00_data.ipynb #b12cec48
 @dataclass
 class Problem:
     "One benchmark problem. `answer` is the reference final answer as a string; `choices` only for multiple choice."
@@ -40,7 +40,7 @@ class Problem:
 class DataError(ValueError):
     "A benchmark file or dataset that cannot be read; the message names the file (or dataset) and line (or row)."
 
-# %% ../nbs/00_data.ipynb #a77d18e2
+# %% ../nbs/00_data.ipynb #9f3b18cf
 _SUFFIXES = (".jsonl", ".json", ".parquet", ".ndjson")
 
 
@@ -102,7 +102,7 @@ def read_rows(path: str | Path, limit: int | None = None) -> Iterator[tuple[str,
             count += 1
             yield f"{path}:{lineno}", row
 
-# %% ../nbs/00_data.ipynb #3875127d
+# %% ../nbs/00_data.ipynb #c8a4b2db
 _QUESTION_KEYS = ("problem", "question", "Problem", "Question", "prompt", "input")
 _ANSWER_KEYS = ("answer", "extracted_groundtruth", "final_answer", "expected_answer", "ground_truth", "gt", "Answer",
                 "target")
@@ -165,7 +165,8 @@ def _last_boxed(text: str) -> str | None:
     return last_boxed(text)
 
 
-def row_to_problem(row: dict, kind: str, where: str, source: str = "", index: int = 0, seed: int = 0) -> Problem:
+def row_to_problem(row: dict, kind: str, where: str, source: str = "", index: int = 0, seed: int = 0,
+                   id_prefix: str | None = None) -> Problem:
     "Map one raw row of layout `kind` to a `Problem`; `where` ('file:line') goes into any error message."
     if not isinstance(row, dict):
         raise DataError(f"{where}: expected a JSON object, got {type(row).__name__}")
@@ -178,7 +179,7 @@ def row_to_problem(row: dict, kind: str, where: str, source: str = "", index: in
         return v
 
     kid, vid = _first(row, _ID_KEYS)
-    pid = str(vid) if kid is not None else f"{source or 'row'}-{index}"
+    pid = str(vid) if kid is not None else f"{id_prefix or source or 'row'}-{index}"
     if kid is not None:
         used.add(kid)
     solution, level, subject, choices = None, None, None, None
@@ -230,7 +231,7 @@ def row_to_problem(row: dict, kind: str, where: str, source: str = "", index: in
     return Problem(id=pid, question=question.strip(), answer=answer, solution=solution, level=level,
                    subject=subject, choices=choices, source=source, meta=meta)
 
-# %% ../nbs/00_data.ipynb #4829bedd
+# %% ../nbs/00_data.ipynb #c2e1bd11
 @dataclass(frozen=True)
 class Benchmark:
     "Where a named benchmark lives on the Hub: (dataset id, config, split) parts, concatenated in order."
@@ -269,15 +270,16 @@ def benchmark_name(name: str) -> str | None:
             return b.name
     return None
 
-# %% ../nbs/00_data.ipynb #eb509e5c
-def _problems_from_rows(rows, kind: str | None, source: str, limit: int | None, seed: int) -> list[Problem]:
+# %% ../nbs/00_data.ipynb #1d964a78
+def _problems_from_rows(rows, kind: str | None, source: str, limit: int | None, seed: int,
+                        id_prefix: str | None = None) -> list[Problem]:
     out = []
     if limit == 0:
         return out
     for i, (where, row) in enumerate(rows):
         if kind is None:
             kind = detect_kind(row) if isinstance(row, dict) else "math"
-        out.append(row_to_problem(row, kind, where, source=source, index=i, seed=seed))
+        out.append(row_to_problem(row, kind, where, source=source, index=i, seed=seed, id_prefix=id_prefix))
         if limit is not None and len(out) >= limit:
             break
     return out
@@ -322,7 +324,7 @@ def load_benchmark(name_or_path: str | Path, split: str | None = None, limit: in
     path = Path(s).expanduser()
     if path.is_file():
         known = next((n for n in sorted(BENCHMARKS, key=len, reverse=True) if path.stem.lower().startswith(n)), None)
-        return _problems_from_rows(read_rows(path), kind, known or path.stem, limit, seed)
+        return _problems_from_rows(read_rows(path), kind, known or path.stem, limit, seed, id_prefix=path.stem)
     name = benchmark_name(s)
     if name is None:
         if path.suffix.lower() in _SUFFIXES or path.exists() or s.startswith((".", "~", "/")):
@@ -338,22 +340,23 @@ def load_benchmark(name_or_path: str | Path, split: str | None = None, limit: in
             raise DataError(f"{name}: unknown split {split!r} (choose from {', '.join(bench.splits)})")
     local = _local_copy(name, split, data_dir)
     if local is not None:
-        return _problems_from_rows(read_rows(local), kind or bench.kind, name, limit, seed)
+        return _problems_from_rows(read_rows(local), kind or bench.kind, name, limit, seed, id_prefix=local.stem)
 
     def rows():
         for hub_id, config, hub_split in bench.hub:
             yield from _hub_rows(hub_id, config, split if (split and not bench.splits and len(bench.hub) == 1)
                                  else hub_split.format(split=split))
-    return _problems_from_rows(rows(), kind or bench.kind, name, limit, seed)
+    return _problems_from_rows(rows(), kind or bench.kind, name, limit, seed,
+                               id_prefix=f"{name}_{split}" if bench.splits else name)
 
-# %% ../nbs/00_data.ipynb #eea6be2f
+# %% ../nbs/00_data.ipynb #f9f21cac
 def format_question(p: Problem) -> str:
     "The question text, followed by lettered options 'A) ...' when the problem is multiple choice."
     if not p.choices:
         return p.question
     return p.question + "\n\n" + "\n".join(f"{LETTERS[i]}) {c}" for i, c in enumerate(p.choices))
 
-# %% ../nbs/00_data.ipynb #27762066
+# %% ../nbs/00_data.ipynb #e7f78ebd
 _NAMES = ["Mia", "Leo", "Ava", "Noah", "Zoe", "Omar", "Lily", "Sam", "Nina", "Ben", "Ella", "Ravi"]
 _THEY = {"Mia": "She", "Ava": "She", "Zoe": "She", "Lily": "She", "Nina": "She", "Ella": "She",
          "Leo": "He", "Noah": "He", "Omar": "He", "Sam": "He", "Ben": "He", "Ravi": "He"}
@@ -452,7 +455,7 @@ def arithmetic_dataset(n: int, level: int = 1, seed: int = 0) -> list[Problem]:
                            level=level, subject="arithmetic", source="arithmetic", meta={"expression": expr}))
     return out
 
-# %% ../nbs/00_data.ipynb #7d23c08d
+# %% ../nbs/00_data.ipynb #b9e92426
 def split_steps(text: str, delimiter: str = "\n\n") -> list[str]:
     "The non-empty steps of `text`, split at `delimiter` (default: a blank line), each stripped."
     if not delimiter:

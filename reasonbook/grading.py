@@ -10,7 +10,7 @@ __all__ = ['last_boxed', 'last_number', 'extract_answer', 'normalize_answer', 'G
            'as_fraction', 'check', 'is_equiv', 'grade', 'majority_vote', 'weighted_vote', 'best_of_n', 'pass_at_k',
            'cov_at_k', 'maj_at_k']
 
-# %% ../nbs/01_grading.ipynb #211952b4
+# %% ../nbs/01_grading.ipynb #d9aa6eb3
 import atexit
 import json
 import os
@@ -26,7 +26,7 @@ from fractions import Fraction
 from random import Random
 from typing import Sequence
 
-# %% ../nbs/01_grading.ipynb #ab1dd06c
+# %% ../nbs/01_grading.ipynb #efb44f19
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\b")
 
 
@@ -79,7 +79,7 @@ def last_boxed(text: str | None) -> str | None:
                 return mm.group(1).strip()
     return None
 
-# %% ../nbs/01_grading.ipynb #8485c08d
+# %% ../nbs/01_grading.ipynb #99019887
 _NUM = r"(?:(?<![\w)\]}])-)?(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
 _NUM_RE = re.compile(_NUM)
 _HASH_RE = re.compile(r"####\s*([^\n]+)")
@@ -161,7 +161,7 @@ def extract_answer(text: str | None, kind: str = "math") -> str | None:
             return got
     return last_number(text)
 
-# %% ../nbs/01_grading.ipynb #8f2609ae
+# %% ../nbs/01_grading.ipynb #95f75f19
 _SPACING_RE = re.compile(r"\\[!,;: ]|\\q?quad(?![A-Za-z])|\\displaystyle|\\left(?![A-Za-z])|\\right(?![A-Za-z])")
 _UNIT_RE = re.compile(r"^(.+?)\s*\\(?:text|mbox|mathrm)\{\s*[A-Za-z][A-Za-z .]*\}(?:\^\{?\d\}?)?\s*$")
 _WHOLE_TEXT_RE = re.compile(r"^\\(?:text|textbf|mbox|mathrm)\{([^{}]*)\}$")
@@ -244,7 +244,7 @@ def normalize_answer(a) -> str | None:
         s = _canon_number(s)
     return s.rstrip(".")
 
-# %% ../nbs/01_grading.ipynb #51181725
+# %% ../nbs/01_grading.ipynb #013a3a22
 _WORKER_SRC = r'''
 import json, os, sys, logging
 proto = os.fdopen(os.dup(1), "w", buffering=1)
@@ -374,7 +374,7 @@ def shutdown_worker():
     "Stop the shared grading worker (a later check starts a new one)."
     _WORKER.stop()
 
-# %% ../nbs/01_grading.ipynb #c9c8102c
+# %% ../nbs/01_grading.ipynb #3c2c11c6
 @dataclass(frozen=True)
 class Verdict:
     "Outcome of one equivalence check; `reason` is one of exact, numeric, different, no_answer, math_verify, timeout, error: ..."
@@ -416,7 +416,7 @@ def check(pred: str | None, gold: str, timeout: float = 5.0, kind: str = "math")
         p, g = _mc_letter(str(pred)), _mc_letter(str(gold))
         return Verdict(p is not None and p == g, "exact" if p is not None and p == g else "different")
     p, g = normalize_answer(pred), normalize_answer(gold)
-    if p == g:
+    if p == g or (p.isalpha() and len(p) > 1 and p.lower() == g.lower()):  # words: "Monday" == "monday"
         return Verdict(True, "exact")
     fp, fg = as_fraction(p), as_fraction(g)
     if fp is not None and fg is not None:
@@ -432,12 +432,12 @@ def is_equiv(pred: str | None, gold: str, timeout: float = 5.0, kind: str = "mat
     "True if `pred` is equivalent to `gold` (math-verify under a hard timeout; a timeout counts as False)."
     return check(pred, gold, timeout=timeout, kind=kind).correct
 
-# %% ../nbs/01_grading.ipynb #9438f592
+# %% ../nbs/01_grading.ipynb #18cf206d
 def grade(text: str | None, gold: str, kind: str = "math", timeout: float = 5.0) -> bool:
     "Extract the final answer of `text` and check it against `gold`."
     return is_equiv(extract_answer(text, kind=kind), gold, timeout=timeout, kind=kind)
 
-# %% ../nbs/01_grading.ipynb #8910a14b
+# %% ../nbs/01_grading.ipynb #9ec86c1c
 def _vote_key(a: str):
     f = as_fraction(a)
     return ("num", f) if f is not None else ("str", a)
@@ -485,7 +485,7 @@ def best_of_n(answers: Sequence[str | None], scores: Sequence[float]) -> str | N
             best = (s, n)
     return None if best is None else best[1]
 
-# %% ../nbs/01_grading.ipynb #5f1e902b
+# %% ../nbs/01_grading.ipynb #5357f3cd
 def pass_at_k(n: int, c: int, k: int) -> float:
     "Unbiased pass@k: probability that k of n samples (c correct), drawn without replacement, include a correct one."
     if not (0 <= c <= n):

@@ -58,6 +58,8 @@ def test_real_field_mapping():
     assert len(g) == 50
     assert all("####" not in p.solution and p.answer.lstrip("-").isdigit() for p in g)
     assert g[0].solution.endswith("$<<9*2=18>>18 every day at the farmer\u2019s market.")
+    assert g[0].id == "gsm8k_test-0"
+    assert load_benchmark("gsm8k", split="train", data_dir=SHARED_DATA, limit=1)[0].id == "gsm8k_train-0"
 
 
 # ---------------------------------------------------------------- errors name file and line

@@ -1,0 +1,195 @@
+"""`make bench`: reasonbook's speed, measured as ratios side by side in one run, written to benchmarks/results.md.
+
+Each section compares two ways of doing the same work on the same machine in the same process, so the ratio means
+something even on a noisy machine; absolute numbers are reported for context only.
+"""
+from __future__ import annotations
+import argparse, datetime, json, os, platform, sys, tempfile, time, traceback
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+
+
+def timed(fn, *a, **kw):
+    t = time.perf_counter(); out = fn(*a, **kw); return out, time.perf_counter() - t
+
+
+def machine() -> str:
+    dev = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no GPU"
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, torch {torch.__version__} ({torch.get_num_threads()} threads), {dev}"
+
+
+def peak_matmul_flops(device: str, n: int = 2048, reps: int = 5) -> float:
+    dtype = torch.bfloat16 if device.startswith("cuda") else torch.float32
+    a = torch.randn(n, n, device=device, dtype=dtype); b = torch.randn(n, n, device=device, dtype=dtype)
+    a @ b
+    if device.startswith("cuda"): torch.cuda.synchronize()
+    t = time.perf_counter()
+    for _ in range(reps): a @ b
+    if device.startswith("cuda"): torch.cuda.synchronize()
+    return 2 * n ** 3 * reps / (time.perf_counter() - t)
+
+
+# --------------------------------------------------------------------------------------------------- benchmarks
+def bench_generation(be, batches=(1, 16, 64), new_tokens=32):
+    "HFBackend vs the raw model.generate it wraps vs the machine's compute bound."
+    from reasonbook.backends import Sampling
+    tok, model = be.tokenizer, be.model
+    peak = peak_matmul_flops(be.device)
+    bound = peak / (2 * be.num_parameters)
+    rows = []
+    for B in batches:
+        prompts = [be.chat(f"Write a short story about the number {i}.") for i in range(B)]
+        _, t_ours = timed(be.generate, prompts, Sampling(max_tokens=new_tokens, ignore_eos=True))
+        enc = tok(prompts, return_tensors="pt", padding=True, padding_side="left").to(be.device)
+        with torch.inference_mode():
+            _, t_raw = timed(model.generate, **enc, max_new_tokens=new_tokens, min_new_tokens=new_tokens,
+                             do_sample=False, pad_token_id=be.pad_id)
+        ours, raw = B * new_tokens / t_ours, B * new_tokens / t_raw
+        rows.append(dict(batch=B, ours_tok_s=ours, raw_generate_tok_s=raw, ours_over_raw=ours / raw,
+                         fraction_of_bound=ours / bound))
+    return dict(rows=rows, peak_flops=peak, bound_tok_s=bound, new_tokens=new_tokens)
+
+
+def bench_budget_forcing(be, n_problems=8, total=96):
+    "budget_force with k = 0, 1, 2, 4 extensions vs one plain generation of the same total thinking tokens."
+    from reasonbook.backends import Sampling, HFBackend
+    from reasonbook.data import arithmetic_dataset
+    import reasonbook.s1 as s1
+    probs = arithmetic_dataset(n_problems, level=2, seed=1)
+    rows = []
+    for k in (0, 1, 2, 4):
+        fresh = HFBackend(be.model, tokenizer=be.tokenizer, model_id=be.model_id, progress=False)
+        res, t_bf = timed(s1.bench_budget_force, fresh, probs, k=k, max_thinking_tokens=total)
+        toks = sum(r["thinking_tokens"] for r in res) + sum(r.get("answer_tokens", 0) for r in res)
+        plain = HFBackend(be.model, tokenizer=be.tokenizer, model_id=be.model_id, progress=False, prefix_cache_tokens=0)
+        per = max(1, toks // len(probs))
+        _, t_plain = timed(plain.generate, [plain.chat(p.question) for p in probs], Sampling(max_tokens=per, ignore_eos=True))
+        rows.append(dict(k=k, tokens=toks, seconds_bf=t_bf, seconds_plain=t_plain, overhead=t_bf / t_plain,
+                         prefix_reused_tokens=fresh.prefix_cache.reused))
+    return dict(rows=rows)
+
+
+def bench_search(be):
+    "Beam search and DVTS batched across problems vs one problem at a time."
+    import reasonbook.tts as tts
+    return tts.bench_batched_vs_sequential(be)
+
+
+def bench_prm(be):
+    "PRM scoring with bounded batches vs one sequence at a time."
+    import reasonbook.prm as prm
+    return prm.bench_bounded_vs_single(be)
+
+
+def bench_grader(n_answers=400):
+    "Answers checked per second on MATH-500-style answers, and worst-case time on adversarial inputs."
+    from reasonbook.grading import check
+    golds = []
+    if SHARED.exists():
+        for line in open(SHARED / "math500.jsonl"):
+            golds.append(json.loads(line)["answer"])
+    else:
+        golds = [r"\frac{1}{2}", "(3,-1)", r"\sqrt{2}", "42", r"x^2+1"] * 100
+    golds = golds[:n_answers]
+    preds = [g if i % 3 else g + " " for i, g in enumerate(golds)]      # mostly equal, some need normalising
+    t = time.perf_counter()
+    ok = sum(check(p, g, timeout=5.0).correct for p, g in zip(preds, golds))
+    rate = len(golds) / (time.perf_counter() - t)
+    adversarial = {"nested fraction x10k chars": "\\frac{" * 1600 + "1" + "}{2}" * 1600,
+                   "huge power": "9^{9^{9^{9^{9}}}}", "factorial tower": "((10000!)!)!",
+                   "deep parentheses": "(" * 5000 + "1" + ")" * 5000}
+    worst = {}
+    for name, a in adversarial.items():
+        t = time.perf_counter(); v = check(a, "1", timeout=3.0); worst[name] = (time.perf_counter() - t, v.reason)
+    return dict(answers_per_s=rate, agreed=ok, n=len(golds), worst=worst, timeout=3.0)
+
+
+def bench_store(be, n=16, tokens=24):
+    "A fully cached rerun relative to the first run."
+    from reasonbook.backends import Sampling
+    from reasonbook.store import CachedBackend
+    d = tempfile.mkdtemp()
+    prompts = [be.chat(f"Question {i}") for i in range(n)]
+    s = Sampling(n=2, temperature=0.8, max_tokens=tokens, seed=0)
+    _, t1 = timed(CachedBackend(be, d).generate, prompts, s)
+    _, t2 = timed(CachedBackend(be, d).generate, prompts, s)
+    return dict(first_s=t1, rerun_s=t2, ratio=t2 / t1)
+
+
+# --------------------------------------------------------------------------------------------------- report
+def to_markdown(res: dict, meta: dict) -> str:
+    L = [f"# reasonbook benchmarks", "", f"- date: {meta['date']}", f"- machine: {meta['machine']}",
+         f"- model: {meta['model']} ({meta['params']/1e6:.0f}M parameters), fp32 on CPU / bf16 on CUDA",
+         f"- command: `make bench` ({meta['seconds']/60:.1f} min)", ""]
+    def sec(title): L.extend([f"## {title}", ""])
+    def fail(name):
+        if "error" in res.get(name, {}): L.extend([f"not run: `{res[name]['error']}`", ""]); return True
+        return False
+    sec("Generation throughput (HFBackend vs raw `model.generate`, greedy, fixed length)")
+    if not fail("generation"):
+        g = res["generation"]
+        L.append(f"Peak matmul {g['peak_flops']/1e9:.0f} GFLOP/s → compute bound {g['bound_tok_s']:.0f} tok/s (2·params FLOPs per token); {g['new_tokens']} new tokens per row.")
+        L += ["", "| batch | HFBackend tok/s | model.generate tok/s | ratio | fraction of bound |", "|---|---|---|---|---|"]
+        L += [f"| {r['batch']} | {r['ours_tok_s']:.1f} | {r['raw_generate_tok_s']:.1f} | {r['ours_over_raw']:.2f} | {r['fraction_of_bound']:.1%} |" for r in g["rows"]]
+        L.append("")
+    sec("Budget forcing: k extensions vs one plain generation of the same total tokens")
+    if not fail("budget_forcing"):
+        L += ["| k | tokens | budget forcing s | plain s | overhead | prefix tokens reused |", "|---|---|---|---|---|---|"]
+        L += [f"| {r['k']} | {r['tokens']} | {r['seconds_bf']:.1f} | {r['seconds_plain']:.1f} | {r['overhead']:.2f}× | {r['prefix_reused_tokens']} |" for r in res["budget_forcing"]["rows"]]
+        L.append("")
+    sec("Search batched across problems vs one problem at a time")
+    if not fail("search"):
+        L += [f"| method | batched s | one at a time s | speed-up | same outputs |", "|---|---|---|---|---|"]
+        L += [f"| {r['method']} | {r['batched_s']:.1f} | {r['sequential_s']:.1f} | {r['speedup']:.2f}× | {r['same_outputs']} |" for r in res["search"]["rows"]]
+        L.append("")
+    sec("PRM scoring: bounded batches vs one sequence at a time")
+    if not fail("prm"):
+        p = res["prm"]
+        L += [f"{p['sequences']} sequences: bounded batches {p['batched_s']:.2f} s, one at a time {p['single_s']:.2f} s → {p['speedup']:.2f}× (max diff {p['max_abs_diff']:.2e})", ""]
+    sec("Grader")
+    if not fail("grader"):
+        g = res["grader"]
+        L += [f"{g['answers_per_s']:.0f} answers/s on {g['n']} MATH-500 answers ({g['agreed']} judged equal).", "",
+              f"| adversarial input | seconds | verdict reason (timeout {g['timeout']} s) |", "|---|---|---|"]
+        L += [f"| {k} | {t:.2f} | {r} |" for k, (t, r) in g["worst"].items()]
+        L.append("")
+    sec("Run store: a fully cached rerun vs the first run")
+    if not fail("store"):
+        s = res["store"]
+        L += [f"first run {s['first_s']:.2f} s, cached rerun {s['rerun_s']:.3f} s → {s['ratio']:.4f} of the first run", ""]
+    return "\n".join(L)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="embedded"); ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.md"))
+    ap.add_argument("--only", default=None)
+    a = ap.parse_args(argv)
+    from reasonbook.backends import load_backend
+    t0 = time.time()
+    be = load_backend(a.model, progress=False)
+    todo = {"generation": lambda: bench_generation(be), "budget_forcing": lambda: bench_budget_forcing(be),
+            "search": lambda: bench_search(be), "prm": lambda: bench_prm(be), "grader": bench_grader,
+            "store": lambda: bench_store(be)}
+    if a.only: todo = {k: v for k, v in todo.items() if k in a.only.split(",")}
+    res = {}
+    for name, fn in todo.items():
+        print(f"[bench] {name} ...", flush=True); t = time.time()
+        try: res[name] = fn()
+        except Exception as e:
+            traceback.print_exc(); res[name] = {"error": f"{type(e).__name__}: {e}"}
+        print(f"[bench] {name} done in {time.time() - t:.0f} s", flush=True)
+    meta = dict(date=datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC"), machine=machine(),
+                model=be.model_id, params=be.num_parameters, seconds=time.time() - t0)
+    md = to_markdown(res, meta)
+    Path(a.out).write_text(md + "\n")
+    (Path(a.out).with_suffix(".json")).write_text(json.dumps({"meta": meta, "results": res}, indent=2, default=str))
+    print(md)
+
+
+if __name__ == "__main__":
+    main()
