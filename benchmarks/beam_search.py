@@ -6,7 +6,7 @@ is the policy's). Both modes use a fresh backend (no run store, empty prefix cac
 backend seeds every sample from (seed, prompt, sample index), both must produce the same beams. Prints the wall
 times, the speed-up and whether the outputs match.
 
-    .venv/bin/python benchmarks/beam_search.py [--problems 16] [--n 16] [--m 4] [--iterations 3] [--step-tokens 16]
+    .venv/bin/python benchmarks/beam_search.py [--problems 16] [--n 16] [--m 4] [--iterations 3] [--step-tokens 12]
 
 Not a test: timings depend on the machine and its load; the speed-up is the number to read.
 """
@@ -30,14 +30,16 @@ def main():
     ap.add_argument("--n", type=int, default=16)
     ap.add_argument("--m", type=int, default=4)
     ap.add_argument("--iterations", type=int, default=3)
-    ap.add_argument("--step-tokens", type=int, default=16)
-    ap.add_argument("--max-tokens", type=int, default=40)
+    ap.add_argument("--step-tokens", type=int, default=12)
+    ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: 2, or 1 when load average > cores")
     ap.add_argument("--no-prefix-cache", action="store_true", help="disable the backend's prefix KV reuse")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     args = ap.parse_args()
-    torch.set_num_threads(args.threads)
+    threads = args.threads or (1 if os.getloadavg()[0] > (os.cpu_count() or 2) else min(2, os.cpu_count() or 2))
+    torch.set_num_threads(threads)
+    print(f"torch threads {threads}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
 
     problems = [p for lv in (1, 2) for p in arithmetic_dataset(args.problems // 2, level=lv, seed=args.seed)]
     kw = dict(n=args.n, m=args.m, max_iterations=args.iterations, max_step_tokens=args.step_tokens,

@@ -1,21 +1,14 @@
-"""Mechanics of s1 budget forcing (reasonbook.s1) on the tiny random-weight model and on a scripted thinker."""
+"""Mechanics of s1 budget forcing (reasonbook.s1) on the tiny random-weight model (conftest's `tiny` HFBackend) and
+on a scripted thinker (`ScriptedThinker`: a fixed number of thinking tokens per call, then the delimiter)."""
 import itertools
 import math
 
 import pytest
 
-from reasonbook.backends import HFBackend, Sampling, tiny_llama_path
 from reasonbook.s1 import (Delimiters, ScriptedThinker, budget_force, budget_sweep, control, get_delimiters,
                            parallel_scaling, performance, rejection_sample, scaling, thinking_stop_ids)
 
 AIME24_FIG1 = [(500, 0.0), (1000, 13.3), (2000, 30.0), (3933, 43.3), (5300, 50.0), (6657, 53.3), (7319, 56.7)]
-
-
-@pytest.fixture(scope="module")
-def tiny():
-    import torch
-    torch.set_num_threads(1)
-    return HFBackend(tiny_llama_path(), progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -43,8 +36,12 @@ def test_cap_never_exceeded_tiny_sampled(tiny, cap, k):
         assert tiny.count_tokens(r.thinking) == r.thinking_tokens
 
 
-def test_cap_never_exceeded_scripted_grid():
-    tok = HFBackend(tiny_llama_path(), progress=False).tokenizer
+@pytest.fixture(scope="module")
+def tok(tiny):
+    return tiny.tokenizer
+
+
+def test_cap_never_exceeded_scripted_grid(tok):
     for cap, k, think, ext in itertools.product([1, 5, 10, 11, 12, 30], [0, 1, 3], [10, 3], [4, 1]):
         sb = ScriptedThinker(tok, think_len=think, extend_len=ext)
         for r in budget_force(sb, ["Q1", "Q2"], max_thinking_tokens=cap, num_ignore=k, delimiters="s1"):
@@ -81,8 +78,7 @@ def test_extension_suppresses_the_delimiter_tiny(tiny, k):
     assert [c.stop_token_ids for c in calls[:2]] == [(198, 33359)] * 2
 
 
-def test_k_extensions_scripted_and_batched():
-    tok = HFBackend(tiny_llama_path(), progress=False).tokenizer
+def test_k_extensions_scripted_and_batched(tok):
     for k in range(5):
         sb = ScriptedThinker(tok, think_len=6, extend_len=3)
         recs = budget_force(sb, ["A", "B", "C"], max_thinking_tokens=1000, num_ignore=k, delimiters="s1",
@@ -95,8 +91,7 @@ def test_k_extensions_scripted_and_batched():
         assert [n for n, _ in sb.calls] == [3] * (k + 2)
 
 
-def test_extension_stops_when_no_budget_left():
-    tok = HFBackend(tiny_llama_path(), progress=False).tokenizer
+def test_extension_stops_when_no_budget_left(tok):
     [r] = budget_force(ScriptedThinker(tok, think_len=10), ["Q"], max_thinking_tokens=11, num_ignore=3,
                        delimiters="s1")
     # 10 tokens then the delimiter: "Wait" would leave no room to generate, so thinking ends naturally
@@ -105,8 +100,7 @@ def test_extension_stops_when_no_budget_left():
 
 # --- "Final Answer:" -------------------------------------------------------------------------------------------
 
-def test_final_answer_exactly_when_capped_scripted():
-    tok = HFBackend(tiny_llama_path(), progress=False).tokenizer
+def test_final_answer_exactly_when_capped_scripted(tok):
     seen = set()
     for cap, k in itertools.product([3, 10, 11, 15, 21, 22, 23, 40], [0, 1, 2]):
         sb = ScriptedThinker(tok, think_len=10, answer=" 7")
@@ -143,8 +137,7 @@ def test_sweep_equals_separate_runs_tiny(tiny, newline_delims):
                    (b.thinking_ids, b.capped, b.num_extensions, b.answer), (cap, k)
 
 
-def test_rejection_sampling_accepts_only_fitting_samples():
-    tok = HFBackend(tiny_llama_path(), progress=False).tokenizer
+def test_rejection_sampling_accepts_only_fitting_samples(tok):
     rs = rejection_sample(ScriptedThinker(tok, think_len=8), ["Q1", "Q2"], caps=[8, 9, 20], num_samples=2,
                           max_rounds=2, delimiters="s1")
     assert all(not r.accepted for r in rs[8])            # 8 tokens + the delimiter do not fit a cap of 8
@@ -187,8 +180,27 @@ def test_parallel_scaling_maj_and_cov():
     assert pts[1]["cov"] == 100.0
 
 
-def test_delimiter_presets_with_smollm2_tokenizer():
-    tok = HFBackend(tiny_llama_path(), progress=False).tokenizer
+def test_delimiter_presets_with_smollm2_tokenizer(tok):
     assert len(thinking_stop_ids(get_delimiters("s1"), tok)) == 2
     with pytest.raises(ValueError, match="not exactly one token|is 3 tokens"):
         thinking_stop_ids(get_delimiters("think"), tok)
+
+
+# --- continuations reuse the prefix --------------------------------------------------------------------------------
+
+def test_extension_rounds_reuse_the_prefix(tiny):
+    "With HFBackend's prefix KV reuse, an extension round computes only the new tokens, not the whole prefix again."
+    from reasonbook.s1 import extension_overhead
+    ps, k, w = prompts_for(tiny, 3), 2, len(tiny.encode("Wait"))
+    ov = extension_overhead(tiny, ps, num_ignore=k, round_tokens=6)
+    saved, tiny.prefix_cache.max_tokens = tiny.prefix_cache.max_tokens, 0
+    try:
+        cold = extension_overhead(tiny, ps, num_ignore=k, round_tokens=6)
+    finally:
+        tiny.prefix_cache.max_tokens = saved
+    prompt_tokens = sum(len(tiny.encode(p)) for p in ps)
+    # reuse: per prompt, at most the last generated token + the extension per round (+1 recomputed prompt token)
+    assert ov["extended_prefill_tokens"] <= len(ps) * (1 + k * (2 + w))
+    # no reuse: every round re-reads the prompt and everything generated so far
+    assert cold["extended_prefill_tokens"] >= (k + 1) * prompt_tokens
+    assert ov["total_tokens"] == (k + 1) * 6 + k * w

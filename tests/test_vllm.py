@@ -152,7 +152,7 @@ def test_token_id_prompts_equal_text_prompts(vb):
 
 
 def test_prefix_caching_serves_a_shared_prefix(vb):
-    p = vb.chat("Explain, in simple words, why the sum of two even numbers is even. " * 8)
+    p = vb.chat("Explain, in simple words, why the sum of two even numbers is even. " * 20)
     assert vb.count_tokens(p) > 256                                         # at least two 128-token KV blocks
     s = Sampling(n=2, temperature=0.8, max_tokens=8, seed=5)
     first = vb.generate([p], s)[0]
@@ -224,7 +224,8 @@ def test_beam_search_step_same_structure_as_transformers(vb, hf):
             assert r.gen_tokens >= sum(c.num_tokens for c in r.candidates[:1])
             for c in r.candidates:
                 assert c.finish_reason in ("stop", "answer", "length", "max_iterations", "empty"), c.finish_reason
-                assert len(c.step_scores) == len(c.steps) and 0 < c.num_tokens <= 32
+                # the last iteration may add up to max_tokens to what the earlier steps generated
+                assert len(c.step_scores) == len(c.steps) and 0 < c.num_tokens <= 16 + 32
     shape = lambda res: [([sorted(t) for t in r.trace], sorted(vars(r))) for r in res]
     assert shape(runs["vllm"]) == shape(runs["hf"])
 

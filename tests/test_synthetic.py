@@ -1,0 +1,177 @@
+"""reasonbook.synthetic: per-step credit (step values, advantages, first pit), pair construction, RFT/negatives,
+synthetic-problem filtering and scaling-law fitting — on fake backends with known answers."""
+import math
+import random
+import re
+import zlib
+
+import numpy as np
+import pytest
+
+from reasonbook.backends import Sampling, ScriptedBackend
+from reasonbook.data import Problem, split_steps
+from reasonbook.grading import grade
+from reasonbook import synthetic as S
+
+
+# --- a fake environment where the true success probability of every prefix is known --------------------------
+# Every step (and the question, for the empty prefix) carries "[p=…]": a rollout continued from a prefix reaches the
+# correct answer with the probability of the LAST such tag in the prompt. Under Best-of-K the true value of the
+# prefix is 1 − (1 − p)^K.
+
+def env(prompt, j):
+    p = float(re.findall(r"\[p=([0-9.]+)\]", prompt)[-1])
+    u = random.Random(zlib.crc32(f"{prompt}|{j}".encode())).random()
+    return "so the answer is \\boxed{7}." if u < p else "so the answer is \\boxed{8}."
+
+
+def make_trace(pid, q_p, step_ps, final="\\boxed{8}", finish="stop"):
+    prob = Problem(pid, f"Question {pid} [p={q_p}]", "7")
+    steps = [f"step {i + 1} of {pid} [p={p}]" for i, p in enumerate(step_ps)]
+    text = "\n\n".join(steps + ([final] if final else []))
+    return S.Trace(prob, f"User: {prob.question}\nAssistant:", text, grade(text, "7"), finish)
+
+
+@pytest.mark.parametrize("K", [1, 5])
+def test_step_values_converge_to_true_success_probability(K):
+    # truncated traces (finish "length"): every prefix, the last one included, is rolled out
+    traces = [make_trace("a", 0.6, [0.5, 0.2, 0.05], final=None, finish="length"),
+              make_trace("b", 0.3, [0.9, 0.1], final=None, finish="length")]
+    true = [[1 - (1 - p) ** K for p in ps] for ps in ([0.6, 0.5, 0.2, 0.05], [0.3, 0.9, 0.1])]
+    err = {}
+    for n in (K, 10 * K, 3000):
+        vals = S.step_values(ScriptedBackend(env), traces, K=K, n_rollouts=n)
+        assert [len(v) for v in vals] == [4, 3]
+        err[n] = np.mean([abs(a - b) for v, t in zip(vals, true) for a, b in zip(v, t)])
+    assert err[3000] < 0.02, err
+    assert err[3000] < err[10 * K] < err[K], err
+
+
+def test_step_values_terminal_value_is_the_grade_and_calls_are_batched():
+    be = ScriptedBackend(env)
+    t1 = make_trace("a", 0.9, [0.9, 0.0])               # complete, wrong final answer
+    t2 = make_trace("a", 0.9, [0.9, 0.5])               # same problem, shares the empty prefix and step 1
+    t3 = make_trace("c", 0.5, [0.5], final="\\boxed{7}")  # complete and correct
+    vals, rolls = S.step_values(be, [t1, t2, t3], K=5, n_rollouts=5, return_rollouts=True)
+    assert len(be.calls) == 1                            # ONE backend call for all prefixes of all traces
+    # unique rolled-out prefixes: a:{∅, s1, s1+s2(p=0), s1+s2(p=.5)}, c:{∅, s1} = 6, times 5 rollouts
+    assert be.calls[0] == 6 * 5
+    assert vals[0][-1] == 0.0 and vals[2][-1] == 1.0    # complete traces are graded, not rolled out
+    assert rolls[0][-1] == [("", False)] and len(rolls[0][0]) == 5
+    assert vals[0][0] == vals[1][0] and vals[0][1] == vals[1][1]
+    with pytest.raises(ValueError, match="n_rollouts"):
+        S.step_values(be, [t1], K=5, n_rollouts=3)
+
+
+def test_best_of_k_value_is_indicator_when_n_equals_k():
+    assert S.best_of_k_value(5, 0, 5) == 0.0 and S.best_of_k_value(5, 1, 5) == 1.0
+    assert np.isclose(S.best_of_k_value(10, 1, 5), 0.5)   # 1 − C(9,5)/C(10,5)
+
+
+def test_advantages_and_first_pit_picks_the_first_minimum():
+    q = [0.8, 0.9, 0.2, 0.5, 0.2, 0.2]
+    assert np.allclose(S.advantages(q), [0.1, -0.7, 0.3, -0.3, 0.0])
+    assert S.first_pit(q) == 2                            # not 4 or 5, which reach the same lowest value later
+    assert S.first_pit([0.5, 0.4, 0.3, 0.0]) == 3
+    assert S.first_pit([0.0, 0.0, 0.0]) == 1
+    assert S.first_pit([0.9, 0.1 + 1e-12, 0.1]) == 1      # equal up to float noise counts as equal
+    with pytest.raises(ValueError, match="at least one step"):
+        S.first_pit([0.5])
+
+
+def test_per_step_pairs_choose_a_correct_solution_and_reject_the_prefix_up_to_the_pit():
+    be = ScriptedBackend(env)
+    traces = [make_trace("a", 0.9, [0.9, 0.0, 0.0]),      # pit at step 2 (a prefix)
+              make_trace("b", 0.0, [0.0]),                # unsolvable from the start: pit at step 1
+              make_trace("d", 0.9, [0.9, 0.9])]           # recovers until the wrong final answer: pit = last step
+    vals = S.step_values(be, traces, K=5)
+    positives = {"a": ["7 = 7, so the answer is \\boxed{7}."], "b": ["\\boxed{7}"], "d": ["it is \\boxed{7}"]}
+    pairs = S.per_step_pairs(traces, vals, positives)
+    assert len(pairs) == 3
+    for t, q, p in zip(traces, vals, pairs):
+        steps = split_steps(t.text)
+        c = S.first_pit(q)
+        assert grade(p["chosen"], t.problem.answer)                 # chosen: a correct solution
+        assert p["rejected"] == "\n\n".join(steps[:c])              # rejected: ŷ_{1:c}
+        assert p["prompt"] == t.prompt and p["pit"] == c
+        assert p["rejected_is_prefix"] == (c < len(steps))
+    assert [p["pit"] for p in pairs] == [2, 1, 3]
+    assert pairs[2]["rejected"] == traces[2].text and not pairs[2]["rejected_is_prefix"]
+    # a problem without any correct solution gives no pair
+    assert S.per_step_pairs(traces[:1], vals[:1], {}) == []
+
+
+def test_self_explore_pairs():
+    t = make_trace("a", 0.9, [0.9, 0.0, 0.0])
+    vals, rolls = S.step_values(ScriptedBackend(env), [t], K=4, return_rollouts=True)
+    assert S.first_failed_step([[ok for _, ok in r] for r in rolls[0]], k=4) == 2
+    (p,) = S.self_explore_pairs([t], rolls, k=4)
+    steps = split_steps(t.text)
+    assert p["prompt"] == t.prompt + steps[0] + "\n\n"
+    assert p["rejected"] == steps[1] and p["rejected_is_prefix"]
+    assert grade(steps[0] + "\n\n" + p["chosen"], "7")
+    assert S.first_failed_step([[True], [True, False], [False]], k=4) == 2
+    assert S.first_failed_step([[True], [True]], k=4) is None
+
+
+def _policy(prompt, j):
+    a, b = map(int, re.search(r"What is (\d+) \+ (\d+)", prompt).groups())
+    s = a + b + (1 if j in (1, 3) else 2 if j == 5 else 0)
+    return f"{a} + {b} = {s}.\n\nThe answer is \\boxed{{{s}}}."
+
+
+def test_rft_and_negatives_keep_dedupe_and_cap():
+    probs = [Problem("p0", "What is 1 + 1?", "2", "1 + 1 = 2.\n\nThe answer is \\boxed{2}.")]
+    be = ScriptedBackend(_policy)
+    traces = S.sample_traces(be, probs, k=6)
+    assert [t.correct for t in traces[0]] == [True, False, True, False, True, False]
+    rows = S.rft(be, probs, k=6, max_per_problem=4)
+    assert len(rows) == 1 and grade(rows[0]["completion"], "2")     # 3 correct samples, identical: 1 kept
+    negs = S.negatives(traces, per_problem=8)
+    assert sorted(n.text[-4:-2] for n in negs) == ["{3", "{4"]      # 3 wrong samples, 2 distinct
+    assert len(S.negatives(traces, per_problem=1)) == 1
+    traces[0][0].finish_reason = "length"                            # truncated samples are not positives
+    assert all(r["completion"] != traces[0][0].text or False for r in S.rft_data([[traces[0][0]]]))
+    pairs = S.dpo_pairs(negs, S.positives_by_problem(traces, probs))
+    assert all(grade(p["chosen"], "2") and not grade(p["rejected"], "2") for p in pairs)
+
+
+def test_synthesize_problems_keeps_only_verified_positives():
+    def gen(prompt, j):
+        if "Here is a math problem" in prompt:
+            a = int(re.search(r"What is (\d+)", prompt)[1]) + 10
+            wrong = 1 if a == 12 else 0    # the problem made from seed 2 comes with a wrong solution
+            return f"Problem: What is {a} + 1?\n\nSolution: {a} + 1 = {a + 1 + wrong}.\n\nThe answer is \\boxed{{{a + 1 + wrong}}}."
+        a = int(re.search(r"What is (\d+)", prompt)[1])
+        return f"\\boxed{{{a + 1}}}"
+    seeds = [Problem(f"s{i}", f"What is {i} + 1?", str(i + 1), f"\\boxed{{{i + 1}}}") for i in (1, 2, 3)]
+    kept = S.synthesize_problems(ScriptedBackend(gen), seeds, verify_k=3)
+    assert [p.question for p in kept] == ["What is 11 + 1?", "What is 13 + 1?"]
+    assert all(p.solution and grade(p.solution, p.answer) for p in kept)
+    assert len(S.synthesize_problems(ScriptedBackend(gen), seeds, verify_k=0)) == 3
+
+
+def test_power_law_fit_and_efficiency_multiplier():
+    ns = np.array([50, 100, 200, 400, 800])
+    a, al = S.fit_power_law(ns, S.power_law(ns, 3.0, 0.4))
+    assert np.isclose(a, 3.0) and np.isclose(al, 0.4)
+    # a method whose error at n equals SFT's at 8n is 8x as data-efficient, at every n
+    sft, meth = (3.0, 0.4), (3.0 * 8 ** -0.4, 0.4)
+    assert all(np.isclose(S.efficiency_multiplier(sft, meth, n), 8.0) for n in ns)
+    assert math.isnan(S.efficiency_multiplier((1.0, 0.0), meth, 100))
+    with pytest.raises(ValueError, match="distinct sizes"):
+        S.fit_power_law([10, 10], [0.5, 0.4])
+
+
+def test_scaling_table_bootstrap_ci_covers_the_point_estimate():
+    m = 60
+    acc = {20: 15, 40: 24, 80: 32, 160: 39, 320: 45}
+    col = lambda k: [True] * k + [False] * (m - k)
+    corr = {"SFT": {n: col(k) for n, k in acc.items()},
+            "X": {20: col(32), 40: col(39), 80: col(45)}}          # X at n ≈ SFT at 4n
+    tab = S.scaling_table(corr, n_boot=300, seed=1).set_index("method")
+    x = tab.loc["X"]
+    assert 3.0 < x.multiplier < 5.5 and x.mult_lo <= x.multiplier <= x.mult_hi
+    assert np.isclose(tab.loc["SFT"].multiplier, 1.0)
+    with pytest.raises(ValueError, match="test results"):
+        S.scaling_table({"SFT": {1: [True], 2: [True, False]}})

