@@ -73,3 +73,15 @@ def test_bad_rows_raise_clear_errors(tiny, tmp_path):
         train.sft(tiny, [{"prompt": "x"}], tmp_path / "a")
     with pytest.raises(ValueError, match="empty"):
         train.dpo(tiny, [], tmp_path / "b")
+
+
+def test_launch_runs_the_command_line_in_a_subprocess(tiny, tmp_path):
+    "The path used with `accelerate launch`: rows to JSONL, `python -m reasonbook.train sft ...`, result read back."
+    res = train.launch("sft", tiny, SFT_DATA, tmp_path / "cli", launcher="python", lr=1e-2, batch_size=2,
+                       max_steps=2, seed=0)
+    assert res.steps == 2 and len(res.losses) == 2 and (res.path / "train_data.jsonl").exists()
+    m, tok = train.load_model_and_tokenizer(tiny)
+    m2, _ = train.load_model_and_tokenizer(res.path)
+    assert train.completion_nll(m2, tok, SFT_DATA) < train.completion_nll(m, tok, SFT_DATA)
+    with pytest.raises(ValueError, match="method"):
+        train.launch("ppo", tiny, SFT_DATA, tmp_path / "x")
