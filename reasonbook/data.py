@@ -10,7 +10,7 @@ __all__ = ['LETTERS', 'BENCHMARKS', 'ARITHMETIC_LEVELS', 'Problem', 'DataError',
            'row_to_problem', 'Benchmark', 'benchmark_name', 'load_benchmark', 'format_question', 'arithmetic_dataset',
            'split_steps']
 
-# %% ../nbs/00_data.ipynb #57478205
+# %% ../nbs/00_data.ipynb #b2a9c66d
 import json
 import os
 import re
@@ -19,7 +19,7 @@ from pathlib import Path
 from random import Random
 from typing import Any, Iterator
 
-# %% ../nbs/00_data.ipynb #b12cec48
+# %% ../nbs/00_data.ipynb #27dcc05b
 @dataclass
 class Problem:
     "One benchmark problem. `answer` is the reference final answer as a string; `choices` only for multiple choice."
@@ -40,7 +40,7 @@ class Problem:
 class DataError(ValueError):
     "A benchmark file or dataset that cannot be read; the message names the file (or dataset) and line (or row)."
 
-# %% ../nbs/00_data.ipynb #9f3b18cf
+# %% ../nbs/00_data.ipynb #40e8a101
 _SUFFIXES = (".jsonl", ".json", ".parquet", ".ndjson")
 
 
@@ -102,7 +102,7 @@ def read_rows(path: str | Path, limit: int | None = None) -> Iterator[tuple[str,
             count += 1
             yield f"{path}:{lineno}", row
 
-# %% ../nbs/00_data.ipynb #c8a4b2db
+# %% ../nbs/00_data.ipynb #5a1abf0f
 _QUESTION_KEYS = ("problem", "question", "Problem", "Question", "prompt", "input")
 _ANSWER_KEYS = ("answer", "extracted_groundtruth", "final_answer", "expected_answer", "ground_truth", "gt", "Answer",
                 "target")
@@ -231,7 +231,7 @@ def row_to_problem(row: dict, kind: str, where: str, source: str = "", index: in
     return Problem(id=pid, question=question.strip(), answer=answer, solution=solution, level=level,
                    subject=subject, choices=choices, source=source, meta=meta)
 
-# %% ../nbs/00_data.ipynb #c2e1bd11
+# %% ../nbs/00_data.ipynb #c308fada
 @dataclass(frozen=True)
 class Benchmark:
     "Where a named benchmark lives on the Hub: (dataset id, config, split) parts, concatenated in order."
@@ -270,7 +270,7 @@ def benchmark_name(name: str) -> str | None:
             return b.name
     return None
 
-# %% ../nbs/00_data.ipynb #1d964a78
+# %% ../nbs/00_data.ipynb #58c459dd
 def _problems_from_rows(rows, kind: str | None, source: str, limit: int | None, seed: int,
                         id_prefix: str | None = None) -> list[Problem]:
     out = []
@@ -349,14 +349,14 @@ def load_benchmark(name_or_path: str | Path, split: str | None = None, limit: in
     return _problems_from_rows(rows(), kind or bench.kind, name, limit, seed,
                                id_prefix=f"{name}_{split}" if bench.splits else name)
 
-# %% ../nbs/00_data.ipynb #f9f21cac
+# %% ../nbs/00_data.ipynb #b7c6bded
 def format_question(p: Problem) -> str:
     "The question text, followed by lettered options 'A) ...' when the problem is multiple choice."
     if not p.choices:
         return p.question
     return p.question + "\n\n" + "\n".join(f"{LETTERS[i]}) {c}" for i, c in enumerate(p.choices))
 
-# %% ../nbs/00_data.ipynb #e7f78ebd
+# %% ../nbs/00_data.ipynb #ffc32ad4
 _NAMES = ["Mia", "Leo", "Ava", "Noah", "Zoe", "Omar", "Lily", "Sam", "Nina", "Ben", "Ella", "Ravi"]
 _THEY = {"Mia": "She", "Ava": "She", "Zoe": "She", "Lily": "She", "Nina": "She", "Ella": "She",
          "Leo": "He", "Noah": "He", "Omar": "He", "Sam": "He", "Ben": "He", "Ravi": "He"}
@@ -455,7 +455,7 @@ def arithmetic_dataset(n: int, level: int = 1, seed: int = 0) -> list[Problem]:
                            level=level, subject="arithmetic", source="arithmetic", meta={"expression": expr}))
     return out
 
-# %% ../nbs/00_data.ipynb #b9e92426
+# %% ../nbs/00_data.ipynb #d556ba65
 def split_steps(text: str, delimiter: str = "\n\n") -> list[str]:
     "The non-empty steps of `text`, split at `delimiter` (default: a blank line), each stripped."
     if not delimiter:

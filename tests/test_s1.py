@@ -204,3 +204,20 @@ def test_extension_rounds_reuse_the_prefix(tiny):
     # no reuse: every round re-reads the prompt and everything generated so far
     assert cold["extended_prefill_tokens"] >= (k + 1) * prompt_tokens
     assert ov["total_tokens"] == (k + 1) * 6 + k * w
+
+
+# --- SFT entry point -----------------------------------------------------------------------------------------------
+
+@pytest.mark.slow
+def test_s1_sft_cli_one_step_on_tiny(tiny_path, tmp_path):
+    "`python -m reasonbook.s1 sft` (what `accelerate launch -m` runs) trains one step and saves a loadable folder."
+    import json, subprocess, sys
+    data = tmp_path / "rows.jsonl"
+    data.write_text("\n".join(json.dumps({"question": f"What is {i} + 1?", "trace": f"{i} + 1 = {i + 1}.",
+                                          "attempt": str(i + 1)}) for i in range(4)) + "\n")
+    out = subprocess.run([sys.executable, "-m", "reasonbook.s1", "sft", "--model", str(tiny_path), "--data", str(data),
+                          "--output", str(tmp_path / "sft"), "--max-steps", "1", "--batch-size", "2",
+                          "--block-size", "256"], capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    res = json.loads(out.stdout.strip().splitlines()[-1])
+    assert res["steps"] == 1 and (tmp_path / "sft" / "config.json").exists()
