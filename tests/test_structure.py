@@ -20,6 +20,10 @@ def test_paper_notebook_has_one_parameters_cell_and_no_export_call(nb):
     for k in ("profile", "run_dir", "figures_dir", "model", "seed"):
         assert k in params, f"{nb.name}: parameters cell lacks {k!r}"
     assert params["profile"].strip("'\"") == "smoke"
+    import ast
+    assigned = {t.id for node in ast.parse("".join(tagged[0]["source"])).body if isinstance(node, (ast.Assign, ast.AnnAssign))
+                for t in (node.targets if isinstance(node, ast.Assign) else [node.target]) if isinstance(t, ast.Name)}
+    assert assigned == set(params), f"papermill does not see {sorted(assigned - set(params))} (a comment with '=' hides it)"
     src = "\n".join("".join(c["source"]) for c in cells if c["cell_type"] == "code")
     assert "nbdev_export()" not in src and "notebook2script" not in src
 
