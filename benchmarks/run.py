@@ -54,35 +54,60 @@ def bench_generation(be, batches=(1, 16, 64), new_tokens=32):
     return dict(rows=rows, peak_flops=peak, bound_tok_s=bound, new_tokens=new_tokens)
 
 
-def bench_budget_forcing(be, n_problems=8, total=96):
-    "budget_force with k = 0, 1, 2, 4 extensions vs one plain generation of the same total thinking tokens."
+def bench_budget_forcing(be, n_problems=8, cap=96):
+    "budget_force with k = 0, 1, 2, 4 extensions vs one plain generation of the same total tokens per problem."
     from reasonbook.backends import Sampling, HFBackend
     from reasonbook.data import arithmetic_dataset
-    import reasonbook.s1 as s1
+    from reasonbook.s1 import budget_force
     probs = arithmetic_dataset(n_problems, level=2, seed=1)
+    prompts = [be.chat(p.question) for p in probs]
     rows = []
     for k in (0, 1, 2, 4):
         fresh = HFBackend(be.model, tokenizer=be.tokenizer, model_id=be.model_id, progress=False)
-        res, t_bf = timed(s1.bench_budget_force, fresh, probs, k=k, max_thinking_tokens=total)
-        toks = sum(r["thinking_tokens"] for r in res) + sum(r.get("answer_tokens", 0) for r in res)
+        recs, t_bf = timed(budget_force, fresh, prompts, max_thinking_tokens=cap, num_ignore=k, delimiters="plain",
+                           answer_max_tokens=16)
+        toks = fresh.stats["generated_tokens"]
         plain = HFBackend(be.model, tokenizer=be.tokenizer, model_id=be.model_id, progress=False, prefix_cache_tokens=0)
-        per = max(1, toks // len(probs))
-        _, t_plain = timed(plain.generate, [plain.chat(p.question) for p in probs], Sampling(max_tokens=per, ignore_eos=True))
+        per = max(1, round(toks / len(prompts)))
+        _, t_plain = timed(plain.generate, prompts, Sampling(max_tokens=per, ignore_eos=True))
         rows.append(dict(k=k, tokens=toks, seconds_bf=t_bf, seconds_plain=t_plain, overhead=t_bf / t_plain,
-                         prefix_reused_tokens=fresh.prefix_cache.reused))
+                         extensions=sum(r.num_extensions for r in recs), prefix_reused_tokens=fresh.prefix_cache.reused,
+                         prefill_tokens=fresh.stats["prefill_tokens"], prompt_tokens=fresh.stats["prompt_tokens"]))
     return dict(rows=rows)
 
 
-def bench_search(be):
-    "Beam search and DVTS batched across problems vs one problem at a time."
-    import reasonbook.tts as tts
-    return tts.bench_batched_vs_sequential(be)
+def bench_search(be, n_problems=8, n=8, m=2, iterations=3, step_tokens=12):
+    "Beam search and DVTS batched across problems vs one problem at a time (same seed, same outputs expected)."
+    from reasonbook.backends import HFBackend
+    from reasonbook.data import arithmetic_dataset
+    from reasonbook.prm import OraclePRM
+    from reasonbook.tts import beam_search, dvts
+    probs = [p for lv in (1, 2) for p in arithmetic_dataset(n_problems // 2, level=lv, seed=0)]
+    kw = dict(n=n, m=m, max_iterations=iterations, max_step_tokens=step_tokens, max_tokens=3 * step_tokens, seed=0)
+    rows = []
+    for name, fn in (("beam search", beam_search), ("DVTS", dvts)):
+        fresh = lambda: HFBackend(be.model, tokenizer=be.tokenizer, model_id=be.model_id, progress=False)
+        batched, tb = timed(fn, probs, fresh(), OraclePRM(), **kw)
+        seq_be = fresh()
+        seq, ts = timed(lambda: [fn([p], seq_be, OraclePRM(), **kw)[0] for p in probs])
+        same = all([c.text for c in x.candidates] == [c.text for c in y.candidates] for x, y in zip(batched, seq))
+        rows.append(dict(method=f"{name} N={n} M={m}, {len(probs)} problems", batched_s=tb, sequential_s=ts,
+                         speedup=ts / tb, same_outputs=same))
+    return dict(rows=rows)
 
 
-def bench_prm(be):
-    "PRM scoring with bounded batches vs one sequence at a time."
-    import reasonbook.prm as prm
-    return prm.bench_bounded_vs_single(be)
+def bench_prm(be, n_seq=48):
+    "PRM scoring with bounded batches vs one sequence at a time (LLM-judge PRM on the embedded model)."
+    from reasonbook.data import arithmetic_dataset, split_steps
+    from reasonbook.prm import load_prm
+    probs = arithmetic_dataset(n_seq, level=3, seed=2)
+    batch = [(p.question, split_steps(p.solution)) for p in probs]
+    prm = load_prm("judge:embedded", backend=be)
+    prm.max_sequences = 16
+    bounded, tb = timed(prm.score, batch)
+    single, t1 = timed(lambda: [prm.score([x])[0] for x in batch])
+    diff = max(abs(a - b) for x, y in zip(bounded, single) for a, b in zip(x, y))
+    return dict(sequences=n_seq, batched_s=tb, single_s=t1, speedup=t1 / tb, max_abs_diff=diff, bound=16)
 
 
 def bench_grader(n_answers=400):
@@ -138,8 +163,8 @@ def to_markdown(res: dict, meta: dict) -> str:
         L.append("")
     sec("Budget forcing: k extensions vs one plain generation of the same total tokens")
     if not fail("budget_forcing"):
-        L += ["| k | tokens | budget forcing s | plain s | overhead | prefix tokens reused |", "|---|---|---|---|---|---|"]
-        L += [f"| {r['k']} | {r['tokens']} | {r['seconds_bf']:.1f} | {r['seconds_plain']:.1f} | {r['overhead']:.2f}× | {r['prefix_reused_tokens']} |" for r in res["budget_forcing"]["rows"]]
+        L += ["| k | tokens generated | extensions used | budget forcing s | plain s | overhead | prefix tokens reused / prompt tokens |", "|---|---|---|---|---|---|---|"]
+        L += [f"| {r['k']} | {r['tokens']} | {r['extensions']} | {r['seconds_bf']:.1f} | {r['seconds_plain']:.1f} | {r['overhead']:.2f}× | {r['prefix_reused_tokens']} / {r['prompt_tokens']} |" for r in res["budget_forcing"]["rows"]]
         L.append("")
     sec("Search batched across problems vs one problem at a time")
     if not fail("search"):
