@@ -69,7 +69,8 @@ def test_hang_inside_sympy_c_code_times_out():
     grading._WORKER.start()
     t0 = time.monotonic()
     v = check(r"9^{9^{9^{9}}}", "1", timeout=1.0)
-    assert time.monotonic() - t0 < 1.0 + 1.5
+    # 3 s leaves room for a loaded CI machine; a quadratic pass over 20,000 characters takes far longer
+    assert time.monotonic() - t0 < 3.0 + 1.5
     assert not v.correct and (v.reason == "timeout" or v.reason.startswith("error"))
 
 
@@ -244,4 +245,5 @@ def test_extraction_and_normalisation_stay_fast_on_long_adversarial_text(tok):
     normalize_answer(s)
     extract_answer(s)
     extract_answer(s, kind="mc")
-    assert time.monotonic() - t0 < 1.0
+    # 3 s leaves room for a loaded CI machine; a quadratic pass over 20,000 characters takes far longer
+    assert time.monotonic() - t0 < 3.0
