@@ -17,7 +17,8 @@ from typing import Callable, Sequence
 
 from .backends import Backend, Completion, Sampling, sample_seed
 from .data import Problem, split_steps
-from .grading import extract_answer, is_equiv, majority_vote, normalize_answer, pass_at_k
+from . import grading
+from .grading import extract_answer, is_equiv, majority_vote, normalize_answer, pass_at_k, weighted_vote
 from .prm import PRM, aggregate
 
 # %% auto #0
@@ -173,16 +174,7 @@ def best_of_n(candidates: Sequence[Candidate], agg: str = "last", weighted: bool
     "Best-of-N answer: of the top-scoring candidate (vanilla) or the score-weighted vote (weighted=True)."
     answers = [c.answer for c in candidates]
     scores = [c.score(agg) for c in candidates]
-    if weighted:
-        return majority_vote(answers, weights=scores)
-    best = None
-    for a, s in zip(answers, scores):
-        n = normalize_answer(a)
-        if n is None or n == "":
-            continue
-        if best is None or s > best[0]:
-            best = (s, n)
-    return None if best is None else best[1]
+    return weighted_vote(answers, scores) if weighted else grading.best_of_n(answers, scores)
 
 
 SELECTIONS = ("majority",) + tuple(f"PRM-{a}-{h}" for a in ("Min", "Last", "Avg") for h in ("Max", "Vote"))
