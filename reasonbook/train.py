@@ -19,7 +19,7 @@ import torch
 
 # %% auto #0
 __all__ = ['TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'tiny_model_folder', 'sequence_logprobs',
-           'completion_nll', 'dpo_loss', 'sft', 'dpo', 'main', 'launch']
+           'completion_nll', 'dpo_loss', 'bf16_available', 'compact_cpu_logprobs', 'sft', 'dpo', 'main', 'launch']
 
 # %% ../nbs/05_train.ipynb #479ebf56
 @dataclass
@@ -128,6 +128,16 @@ def dpo_loss(policy, reference, tokenizer, pairs: list[dict], beta: float = 0.1)
     return float(-torch.nn.functional.logsigmoid(z).mean())
 
 # %% ../nbs/05_train.ipynb #bae3d788
+def bf16_available() -> bool:
+    "True where training can use bf16 autocast with native hardware support (CUDA bf16, or a CPU with AVX512-BF16/AMX)."
+    if torch.cuda.is_available():
+        return torch.cuda.is_bf16_supported()
+    try:
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except Exception:
+        return False
+
+# %% ../nbs/05_train.ipynb #fbcb103d
 def _lora_config(lora: dict | None):
     if not lora:
         return None
@@ -140,9 +150,11 @@ def _common_args(output_dir, epochs, lr, batch_size, max_steps, seed, trl_kwargs
     kw = dict(output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=lr,
               per_device_train_batch_size=batch_size, max_steps=max_steps, seed=seed, data_seed=seed,
               logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-              activation_checkpointing=False, optim="adamw_torch", dataloader_num_workers=0,
+              activation_checkpointing=False, optim="adamw_torch_fused", dataloader_num_workers=0,
               dataloader_pin_memory=torch.cuda.is_available(),
-              bf16=bool(torch.cuda.is_available() and torch.cuda.is_bf16_supported()))
+              bf16=bf16_available())
+    if kw["bf16"] and not torch.cuda.is_available():
+        kw["use_cpu"] = True   # transformers only accepts bf16 without CUDA when told the run is on the CPU
     trl_kwargs = dict(trl_kwargs)
     if "gradient_checkpointing" in trl_kwargs:  # deprecated alias in transformers 5
         trl_kwargs["activation_checkpointing"] = trl_kwargs.pop("gradient_checkpointing")
@@ -169,10 +181,34 @@ class _quiet:
         if self._on:
             datasets.enable_progress_bars()
 
+class compact_cpu_logprobs:
+    """Make TRL's fused LM head score only the labelled positions on the CPU too (a context manager).
+
+    TRL ≥ 1.x computes per-token log-probs through a chunked LM-head kernel. On Triton devices (CUDA, XPU) it scores
+    only the positions with a label (the completion tokens); elsewhere it scores *every* position, prompt and padding
+    included, so that tile shapes stay fixed for graph compilers such as Neuron. On a CPU that is pure waste: with a
+    chat-formatted prompt half the positions or more are unlabelled, and for a large vocabulary (Gemma-3: 262k) the LM
+    head is most of the step. Inside this context the CPU takes TRL's own compact path; the result is the same loss
+    (tested below). Does nothing when TRL has no such switch."""
+    def __enter__(self):
+        try:
+            import trl.trainer.utils as U
+        except Exception:
+            U = None
+        self._u, self._orig = U, getattr(U, "_use_triton", None)
+        if self._orig is not None:
+            orig = self._orig
+            U._use_triton = lambda device: device.type == "cpu" or orig(device)
+        return self
+    def __exit__(self, *exc):
+        if self._orig is not None:
+            self._u._use_triton = self._orig
+
 def _train(trainer):
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)
-    trainer.train()
+    with compact_cpu_logprobs():
+        trainer.train()
 
 def _finish(trainer, tok, output_dir, lora, t0) -> TrainResult:
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
