@@ -145,6 +145,53 @@ def bench_store(be, n=16, tokens=24):
     return dict(first_s=t1, rerun_s=t2, ratio=t2 / t1)
 
 
+def bench_shared_prefill(be, n_problems=6, n=8, tokens=24, shots=4):
+    "n samples of each few-shot prompt: one shared prefill per prompt vs one prefill per sample (same outputs)."
+    from reasonbook.backends import Sampling
+    from reasonbook.data import arithmetic_dataset
+    shot = "".join(f"Problem: {p.question}\nSolution: {p.solution}\n\n" for p in arithmetic_dataset(shots, level=1, seed=7))
+    prompts = [shot + f"Problem: {p.question}\nSolution:" for p in arithmetic_dataset(n_problems, level=1, seed=0)]
+    sp = Sampling(n=n, temperature=0.7, max_tokens=tokens, seed=0, ignore_eos=True)
+    old_pc, be.prefix_cache.max_tokens = be.prefix_cache.max_tokens, 0     # measure the prefill itself
+    out = {}
+    try:
+        for share in (True, False):
+            be.share_prefill = share
+            before = be.stats["prefill_tokens"]
+            res, t = timed(be.generate, prompts, sp)
+            out[share] = (res, t, be.stats["prefill_tokens"] - before)
+    finally:
+        be.share_prefill, be.prefix_cache.max_tokens = True, old_pc
+    same = [[c.token_ids for c in o] for o in out[True][0]] == [[c.token_ids for c in o] for o in out[False][0]]
+    return dict(problems=n_problems, n=n, tokens=tokens, prompt_tokens=be.count_tokens(prompts[0]),
+                shared_s=out[True][1], per_sample_s=out[False][1], speedup=out[False][1] / out[True][1],
+                shared_prefill_tokens=out[True][2], per_sample_prefill_tokens=out[False][2], same_outputs=same)
+
+
+def bench_training(rows=8, batch_size=8):
+    "reasonbook.train.sft / dpo runs (2 steps of batch 8, best of 2): defaults (bf16 autocast where native, fused AdamW) vs fp32 + foreach AdamW."
+    from reasonbook import train
+    from reasonbook.backends import resolve_model_path, load_backend
+    from reasonbook.data import arithmetic_dataset
+    base = resolve_model_path("embedded")
+    be = load_backend("embedded", progress=False)
+    D = arithmetic_dataset(2 * rows, level=2, seed=0)
+    sft_rows = [{"prompt": be.chat(p.question), "completion": p.solution} for p in D]
+    pairs = [{"prompt": r["prompt"], "chosen": r["completion"], "rejected": r["completion"][: len(r["completion"]) // 2]}
+             for r in sft_rows]
+    d = Path(tempfile.mkdtemp())
+    settings = {"defaults": {}, "fp32, foreach AdamW": {"bf16": False, "optim": "adamw_torch"}}
+    best = {}
+    for rep in range(2):          # alternate the settings twice and keep each one's faster run (warm-up, noise)
+        for name, kw in settings.items():
+            r1 = train.sft(base, sft_rows, d / f"sft-{rep}-{len(best)}", lr=1e-5, batch_size=batch_size, **kw)
+            r2 = train.dpo(base, pairs, d / f"dpo-{rep}-{len(best)}", lr=1e-6, batch_size=batch_size, **kw)
+            b = best.setdefault(name, dict(setting=name, sft_s=r1.seconds, dpo_s=r2.seconds, steps=(r1.steps, r2.steps)))
+            b["sft_s"], b["dpo_s"] = min(b["sft_s"], r1.seconds), min(b["dpo_s"], r2.seconds)
+    out = list(best.values())
+    return dict(rows=out, bf16=train.bf16_available(), n=len(sft_rows), batch_size=batch_size)
+
+
 # --------------------------------------------------------------------------------------------------- report
 def to_markdown(res: dict, meta: dict) -> str:
     L = [f"# reasonbook benchmarks", "", f"- date: {meta['date']}", f"- machine: {meta['machine']}",
@@ -182,6 +229,19 @@ def to_markdown(res: dict, meta: dict) -> str:
               f"| adversarial input | seconds | verdict reason (timeout {g['timeout']} s) |", "|---|---|---|"]
         L += [f"| {k} | {t:.2f} | {r} |" for k, (t, r) in g["worst"].items()]
         L.append("")
+    sec("Shared prefill: the n samples of a few-shot prompt prefilled once vs once per sample")
+    if not fail("shared_prefill"):
+        p = res["shared_prefill"]
+        L += [f"{p['problems']} prompts of {p['prompt_tokens']} tokens, n = {p['n']} samples of {p['tokens']} tokens each: "
+              f"shared {p['shared_s']:.1f} s ({p['shared_prefill_tokens']} prefill tokens), per sample "
+              f"{p['per_sample_s']:.1f} s ({p['per_sample_prefill_tokens']}) → {p['speedup']:.2f}×; same outputs: {p['same_outputs']}", ""]
+    sec("Training: one SFT and one DPO run (reasonbook.train), defaults vs fp32")
+    if not fail("training"):
+        t = res["training"]
+        L += [f"{t['n']} rows, batch {t['batch_size']}, SmolLM2-135M, whole call (load, train, save); native bf16 here: {t['bf16']}.", "",
+              "| setting | SFT s | DPO s |", "|---|---|---|"]
+        L += [f"| {r['setting']} | {r['sft_s']:.1f} | {r['dpo_s']:.1f} |" for r in t["rows"]]
+        L.append("")
     sec("Run store: a fully cached rerun vs the first run")
     if not fail("store"):
         s = res["store"]
@@ -199,9 +259,13 @@ def main(argv=None):
     be = load_backend(a.model, progress=False)
     todo = {"generation": lambda: bench_generation(be), "budget_forcing": lambda: bench_budget_forcing(be),
             "search": lambda: bench_search(be), "prm": lambda: bench_prm(be), "grader": bench_grader,
-            "store": lambda: bench_store(be)}
-    if a.only: todo = {k: v for k, v in todo.items() if k in a.only.split(",")}
+            "store": lambda: bench_store(be), "shared_prefill": lambda: bench_shared_prefill(be),
+            "training": bench_training}
     res = {}
+    if a.only:   # rerun some sections; keep the others' last results
+        todo = {k: v for k, v in todo.items() if k in a.only.split(",")}
+        prev = Path(a.out).with_suffix(".json")
+        if prev.exists(): res = json.loads(prev.read_text())["results"]
     for name, fn in todo.items():
         print(f"[bench] {name} ...", flush=True); t = time.time()
         try: res[name] = fn()

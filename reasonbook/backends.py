@@ -254,6 +254,7 @@ class HFBackend(Backend):
         self._num_parameters = sum(p.numel() for p in self.model.parameters())
         types = set(getattr(self.model.config.get_text_config(decoder=True), 'layer_types', None) or ['full_attention'])
         self.prefix_cache = PrefixCache(prefix_cache_tokens if types == {'full_attention'} else 0)
+        self.share_prefill = True    # the n samples of a prompt share one prefill (False: one prefill per sample)
         self.stats = dict(prompt_tokens=0, prefill_tokens=0, generated_tokens=0, seconds=0.0)
 
     # --- public entry point
@@ -282,6 +283,12 @@ class HFBackend(Backend):
         t0, dev, B = time.time(), self.device, len(prompts)
         from transformers import DynamicCache
         cache = DynamicCache(config=self.model.config)
+        # the n samples of one prompt share one prefill: prefill each distinct prompt once, then copy its row
+        first = {}
+        row_of = [first.setdefault(tuple(p) if self.share_prefill else (k,), len(first)) for k, p in enumerate(prompts)]
+        full_prompts = prompts
+        prompts = [full_prompts[row_of.index(u)] for u in range(len(first))]
+        B = len(prompts)
         # prefix reuse: per row, the longest cached prefix (at least one prompt token is always recomputed)
         hits = [self.prefix_cache.longest(p[:-1]) if self.prefix_cache.max_tokens else (0, None) for p in prompts]
         P = max(h[0] for h in hits)
@@ -305,7 +312,12 @@ class HFBackend(Backend):
         mask, inp, pos = mask.to(dev), inp.to(dev), pos.to(dev)
         logits = self.model(input_ids=inp, attention_mask=mask, position_ids=pos, past_key_values=cache,
                             use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
-        self.stats['prompt_tokens'] += sum(map(len, prompts)); self.stats['prefill_tokens'] += sum(len(p) - h[0] for p, h in zip(prompts, hits))
+        self.stats['prompt_tokens'] += sum(map(len, full_prompts)); self.stats['prefill_tokens'] += sum(len(p) - h[0] for p, h in zip(prompts, hits))
+        if len(prompts) < len(full_prompts):      # expand the distinct rows back to one row per sample
+            idx = torch.tensor(row_of, device=dev)
+            cache.batch_select_indices(idx)
+            logits, mask, pos = logits[idx], mask[idx], pos[idx]
+            prompts, B = full_prompts, len(full_prompts)
 
         eos = set() if sp.ignore_eos else set(self.eos_token_ids)
         stop_ids = set(sp.stop_token_ids) | eos
