@@ -18,8 +18,9 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'tiny_model_folder', 'sequence_logprobs',
-           'completion_nll', 'dpo_loss', 'bf16_available', 'compact_cpu_logprobs', 'sft', 'dpo', 'main', 'launch']
+__all__ = ['OPTIM', 'TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'tiny_model_folder', 'sequence_logprobs',
+           'completion_nll', 'dpo_loss', 'bf16_available', 'training_environment', 'compact_cpu_logprobs', 'sft', 'dpo',
+           'main', 'launch']
 
 # %% ../nbs/05_train.ipynb #479ebf56
 @dataclass
@@ -138,6 +139,15 @@ def bf16_available() -> bool:
         return False
 
 # %% ../nbs/05_train.ipynb #fbcb103d
+OPTIM = "adamw_torch_fused"
+
+def training_environment() -> dict:
+    "The settings outside a recipe that change the trained weights (for cache keys)."
+    import transformers, trl
+    return dict(bf16=bf16_available(), optim=OPTIM, torch=torch.__version__, transformers=transformers.__version__,
+                trl=trl.__version__)
+
+# %% ../nbs/05_train.ipynb #263db555
 def _lora_config(lora: dict | None):
     if not lora:
         return None
@@ -150,7 +160,7 @@ def _common_args(output_dir, epochs, lr, batch_size, max_steps, seed, trl_kwargs
     kw = dict(output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=lr,
               per_device_train_batch_size=batch_size, max_steps=max_steps, seed=seed, data_seed=seed,
               logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-              activation_checkpointing=False, optim="adamw_torch_fused", dataloader_num_workers=0,
+              activation_checkpointing=False, optim=OPTIM, dataloader_num_workers=0,
               dataloader_pin_memory=torch.cuda.is_available(),
               bf16=bf16_available())
     if kw["bf16"] and not torch.cuda.is_available():

@@ -406,7 +406,8 @@ def finetune_and_evaluate(student: str, rows: Sequence[dict], test_problems: Seq
     if not rows: raise ValueError(f"finetune_and_evaluate: no training rows for student {student!r}")
     student = trainable(student)
     sft_kwargs = dict(sft_kwargs or {})
-    tag = _fingerprint(str(student), list(rows), sft_kwargs, seed)
+    from reasonbook.train import training_environment
+    tag = _fingerprint(str(student), list(rows), sft_kwargs, seed, training_environment())
     out, marker = Path(output_dir), Path(output_dir) / "wcse_sft.json"
     t0 = time.time()
     if reuse and marker.exists() and json.loads(marker.read_text()).get("tag") == tag:

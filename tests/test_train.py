@@ -85,3 +85,32 @@ def test_launch_runs_the_command_line_in_a_subprocess(tiny, tmp_path):
     assert train.completion_nll(m2, tok, SFT_DATA) < train.completion_nll(m, tok, SFT_DATA)
     with pytest.raises(ValueError, match="method"):
         train.launch("ppo", tiny, SFT_DATA, tmp_path / "x")
+
+
+def test_compact_cpu_logprobs_gives_the_same_loss(tiny):
+    "TRL's compact (labelled positions only) LM-head path, switched on for the CPU, scores exactly as the full path."
+    from trl.trainer.utils import add_fused_lm_head
+    import trl.trainer.utils as U
+    m, _ = train.load_model_and_tokenizer(tiny)
+    add_fused_lm_head(m)
+    g = torch.Generator().manual_seed(0)
+    ids = torch.randint(0, m.config.vocab_size, (3, 16), generator=g)
+    labels = ids.clone(); labels[:, :9] = -100; labels[2, 12:] = -100
+    att = torch.ones_like(ids); att[2, 12:] = 0
+    with torch.no_grad():
+        full = m(input_ids=ids, attention_mask=att, labels=labels, fused_lm_head=True)
+        with train.compact_cpu_logprobs():
+            assert U._use_triton(torch.device("cpu"))
+            comp = m(input_ids=ids, attention_mask=att, labels=labels, fused_lm_head=True)
+    assert not U._use_triton(torch.device("cpu"))
+    assert torch.allclose(full.loss, comp.loss, atol=1e-6)
+    assert torch.allclose(full.log_probs, comp.log_probs, atol=1e-6)
+    assert (comp.log_probs[labels[:, 1:] == -100] == 0).all()   # shifted: position t scores label t+1
+
+
+def test_training_environment_names_precision_and_versions():
+    env = train.training_environment()
+    assert env["optim"] == "adamw_torch_fused" and isinstance(env["bf16"], bool)
+    args = train._common_args("/tmp/x", 1, 1e-5, 2, -1, 0, {})
+    assert args["bf16"] == env["bf16"] and args["optim"] == env["optim"]
+    assert train._common_args("/tmp/x", 1, 1e-5, 2, -1, 0, {"bf16": False})["bf16"] is False
