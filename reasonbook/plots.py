@@ -41,7 +41,7 @@ def save_figure(fig, paper: str, name: str, root="figures", close: bool = False)
     d.mkdir(parents=True, exist_ok=True)
     paths = [d / f"{name}.png", d / f"{name}.pdf"]
     fig.savefig(paths[0], bbox_inches="tight")
-    fig.savefig(paths[1], bbox_inches="tight")
+    fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})   # same figure, same bytes
     if close: plt.close(fig)
     return paths
 
