@@ -17,14 +17,14 @@ import numpy as np
 
 from .backends import Sampling
 from .data import Problem, split_steps
-from .grading import extract_answer, grade, is_equiv, majority_vote, normalize_answer, pass_at_k
+from .grading import cov_at_k, extract_answer, grade, is_equiv, majority_vote, normalize_answer, pass_at_k
 
 # %% auto #0
 __all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'solve_prompt', 'parse_synthetic', 'synthesize_problems', 'sft_data',
            'Trace', 'sample_traces', 'rft_data', 'rft', 'negatives', 'positives_by_problem', 'dpo_pairs', 'prefix_text',
            'best_of_k_value', 'step_values', 'advantages', 'first_pit', 'per_step_pairs', 'first_failed_step',
-           'self_explore_pairs', 'evaluate', 'test_error', 'pass_rate', 'fit_power_law', 'power_law',
-           'efficiency_multiplier', 'scaling_table']
+           'self_explore_pairs', 'evaluate', 'test_error', 'fit_power_law', 'power_law', 'efficiency_multiplier',
+           'scaling_table']
 
 # %% ../nbs/30_synthetic_negatives.ipynb #33a0ef75
 SOLVE_INSTRUCTION = ("{question}\n\nThink step by step, with a blank line between steps, then give the final answer "
@@ -306,12 +306,6 @@ def test_error(correct: Sequence[Sequence[bool]]) -> float:
     if not correct:
         raise ValueError("test_error: no problems")
     return 1.0 - float(np.mean([c[0] for c in correct]))
-
-def pass_rate(correct: Sequence[Sequence[bool]], k: int) -> float:
-    "Mean pass@k over problems (the unbiased estimator from each problem's n ≥ k samples)."
-    if not correct or any(len(c) < k for c in correct):
-        raise ValueError(f"pass_rate: every problem needs at least k={k} samples")
-    return float(np.mean([pass_at_k(len(c), sum(c), k) for c in correct]))
 
 # %% ../nbs/30_synthetic_negatives.ipynb #c05ff9fb
 def fit_power_law(n: Sequence[float], err: Sequence[float]) -> tuple[float, float]:
