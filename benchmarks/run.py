@@ -177,14 +177,13 @@ def bench_shared_prefill(be, n_problems=6, n=8, tokens=24, shots=4):
                 shared_prefill_tokens=out[True][2], per_sample_prefill_tokens=out[False][2], same_outputs=same)
 
 
-def bench_training(rows=8, batch_size=8):
+def bench_training(be, rows=16, batch_size=8):
     "reasonbook.train.sft / dpo runs (2 steps of batch 8, best of 2): defaults (bf16 autocast where native, fused AdamW) vs fp32 + foreach AdamW."
     from reasonbook import train
-    from reasonbook.backends import resolve_model_path, load_backend
+    from reasonbook.backends import resolve_model_path
     from reasonbook.data import arithmetic_dataset
     base = resolve_model_path("embedded")
-    be = load_backend("embedded", progress=False)
-    D = arithmetic_dataset(2 * rows, level=2, seed=0)
+    D = arithmetic_dataset(rows, level=2, seed=0)
     sft_rows = [{"prompt": be.chat(p.question), "completion": p.solution} for p in D]
     pairs = [{"prompt": r["prompt"], "chosen": r["completion"], "rejected": r["completion"][: len(r["completion"]) // 2]}
              for r in sft_rows]
@@ -192,9 +191,9 @@ def bench_training(rows=8, batch_size=8):
     settings = {"defaults": {}, "fp32, foreach AdamW": {"bf16": False, "optim": "adamw_torch"}}
     best = {}
     for rep in range(2):          # alternate the settings twice and keep each one's faster run (warm-up, noise)
-        for name, kw in settings.items():
-            r1 = train.sft(base, sft_rows, d / f"sft-{rep}-{len(best)}", lr=1e-5, batch_size=batch_size, **kw)
-            r2 = train.dpo(base, pairs, d / f"dpo-{rep}-{len(best)}", lr=1e-6, batch_size=batch_size, **kw)
+        for i, (name, kw) in enumerate(settings.items()):
+            r1 = train.sft(base, sft_rows, d / f"sft-{rep}-{i}", lr=1e-5, batch_size=batch_size, **kw)
+            r2 = train.dpo(base, pairs, d / f"dpo-{rep}-{i}", lr=1e-6, batch_size=batch_size, **kw)
             b = best.setdefault(name, dict(setting=name, sft_s=r1.seconds, dpo_s=r2.seconds, steps=(r1.steps, r2.steps)))
             b["sft_s"], b["dpo_s"] = min(b["sft_s"], r1.seconds), min(b["dpo_s"], r2.seconds)
     out = list(best.values())
@@ -274,7 +273,7 @@ def main(argv=None):
     todo = {"generation": lambda: bench_generation(be), "budget_forcing": lambda: bench_budget_forcing(be),
             "search": lambda: bench_search(be), "prm": lambda: bench_prm(be), "grader": bench_grader,
             "store": lambda: bench_store(be), "shared_prefill": lambda: bench_shared_prefill(be),
-            "training": bench_training}
+            "training": lambda: bench_training(be)}
     res = {}
     if a.only:   # rerun some sections; keep the others' last results
         todo = {k: v for k, v in todo.items() if k in a.only.split(",")}
