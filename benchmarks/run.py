@@ -207,7 +207,8 @@ def to_markdown(res: dict, meta: dict) -> str:
          f"- command: `make bench` ({meta['seconds']/60:.1f} min)", ""]
     def sec(title): L.extend([f"## {title}", ""])
     def fail(name):
-        if "error" in res.get(name, {}): L.extend([f"not run: `{res[name]['error']}`", ""]); return True
+        if name not in res: L.extend(["not run (no result from this or an earlier run in this file)", ""]); return True
+        if "error" in res[name]: L.extend([f"not run: `{res[name]['error']}`", ""]); return True
         return False
     sec("Generation throughput (HFBackend vs raw `model.generate`, greedy, fixed length)")
     if not fail("generation"):
