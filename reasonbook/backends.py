@@ -14,12 +14,14 @@ from typing import Sequence, Union
 
 # %% auto #0
 __all__ = ['Prompt', 'EMBEDDED_MODELS', 'Sampling', 'Completion', 'prompt_key', 'sample_seed', 'Backend', 'chat_prompt',
-           'ScriptedBackend', 'PrefixCache', 'HFBackend', 'ModelNotFoundError', 'cache_dir', 'resolve_model_path',
-           'gguf_to_hf', 'embedded_model_path', 'gemma3_270m_path', 'tiny_llama_path', 'load_backend']
+           'PrefixCache', 'HFBackend', 'ModelNotFoundError', 'cache_dir', 'resolve_model_path', 'gguf_to_hf',
+           'embedded_model_path', 'gemma3_270m_path', 'tiny_llama_path', 'load_backend']
 
 # %% ../nbs/02_backends.ipynb #80ca4a19
 import torch
 from tqdm.auto import tqdm
+from fastcore.basics import patch
+
 
 # %% ../nbs/02_backends.ipynb #df290df8
 Prompt = Union[str, Sequence[int]]
@@ -126,7 +128,34 @@ class Backend:
     @property
     def num_parameters(self) -> int: return getattr(self, '_num_parameters', 0)
 
+    @property
+    def engine(self) -> str:
+        "Which engine generates (`transformers`, `vllm`, `openai`, or a test double's class name): part of every cache key."
+        return type(self).__name__
+
     def __repr__(self): return f"{type(self).__name__}({self.model_id!r})"
+
+# %% ../nbs/02_backends.ipynb #4f2fae0e
+from contextlib import contextmanager
+
+@patch
+def close(self: Backend):
+    "Release the engine's memory (a vLLM engine shut down, a transformers model freed). Default: nothing to free."
+
+@patch
+def warm_prefix(self: Backend, prompts: list):
+    "Prefill `prompts` into the engine's prefix cache so later samples of them reuse it. Default: nothing."
+
+@patch
+@contextmanager
+def prefix_reuse(self: Backend, enabled: bool = True):
+    "Within the block, reuse (or not) cached prefixes. Default: the engine has no switch; nothing changes."
+    yield self
+
+@patch
+def hf_model(self: Backend):
+    "The underlying transformers model; only transformers backends have one."
+    raise TypeError(f"{type(self).__name__} ({self.model_id}) has no transformers model: load the model with transformers (HFBackend)")
 
 # %% ../nbs/02_backends.ipynb #67cdc1fc
 def _eos_ids(tokenizer, generation_config=None) -> list:
@@ -146,40 +175,6 @@ def chat_prompt(tokenizer, messages, system: str | None = None, add_generation_p
         return tokenizer.apply_chat_template(messages, tokenize=False, add_generation_prompt=add_generation_prompt)
     text = "".join(f"{m['role'].capitalize()}: {m['content']}\n" for m in messages)
     return text + ("Assistant:" if add_generation_prompt else "")
-
-# %% ../nbs/02_backends.ipynb #2e7f7b0f
-class _WordTokenizer:
-    "A whitespace tokenizer for `ScriptedBackend` (one token per word)."
-    eos_token_id, unk_token_id, chat_template = 0, None, None
-    def encode(self, text, add_special_tokens=False): return [hash(w) % 50000 + 1 for w in re.findall(r"\S+\s*", text)]
-    def decode(self, ids, skip_special_tokens=True): return " ".join(map(str, ids))
-    def convert_tokens_to_ids(self, t): return None
-
-class ScriptedBackend(Backend):
-    "A fake backend answering from a script: `responses(prompt, index) -> str`, or a list cycled through."
-    def __init__(self, responses, model_id: str = "scripted", num_parameters: int = 0):
-        self.responses, self.model_id, self._num_parameters = responses, model_id, num_parameters
-        self.tokenizer, self.calls = _WordTokenizer(), []
-
-    def _respond(self, prompt, j, k):
-        if callable(self.responses): return self.responses(prompt, j)
-        return self.responses[k % len(self.responses)]
-
-    def generate_samples(self, requests, sampling, desc=None):
-        self.calls.append(len(requests))
-        out = []
-        for k, (p, j) in enumerate(requests):
-            text = self._respond(p, j, k)
-            words = re.findall(r"\S+\s*", text)
-            finish, reason = "stop", None
-            if len(words) > sampling.max_tokens: text, finish = "".join(words[:sampling.max_tokens]), "length"
-            for s in sampling.stop:
-                i = text.find(s)
-                if i >= 0:
-                    text, finish, reason = text[:i + (len(s) if sampling.include_stop_str_in_output else 0)], "stop", s
-                    break
-            out.append(Completion(text, self.tokenizer.encode(text), finish, reason))
-        return out
 
 # %% ../nbs/02_backends.ipynb #c71c467e
 def _sample_rows(logits, gens, temperature: float, top_p: float):
@@ -277,109 +272,163 @@ class HFBackend(Backend):
         bar.close()
         return out
 
-    # --- the decode loop
-    @torch.inference_mode()
-    def _run_batch(self, prompts: list, seeds: list, sp: Sampling) -> list:
-        t0, dev, B = time.time(), self.device, len(prompts)
-        from transformers import DynamicCache
-        cache = DynamicCache(config=self.model.config)
-        # the n samples of one prompt share one prefill: prefill each distinct prompt once, then copy its row
-        first = {}
-        row_of = [first.setdefault(tuple(p) if self.share_prefill else (k,), len(first)) for k, p in enumerate(prompts)]
-        full_prompts = prompts
-        prompts = [full_prompts[row_of.index(u)] for u in range(len(first))]
-        B = len(prompts)
-        # prefix reuse: per row, the longest cached prefix (at least one prompt token is always recomputed)
-        hits = [self.prefix_cache.longest(p[:-1]) if self.prefix_cache.max_tokens else (0, None) for p in prompts]
-        P = max(h[0] for h in hits)
-        S = max(len(p) - h[0] for p, h in zip(prompts, hits))
-        mask = torch.zeros(B, P + S, dtype=torch.long)
-        inp = torch.full((B, S), self.pad_id, dtype=torch.long)
-        pos = torch.zeros(B, S, dtype=torch.long)
-        for b, (p, (r, _)) in enumerate(zip(prompts, hits)):
-            suf = p[r:]
-            mask[b, P - r:P] = 1; mask[b, P + S - len(suf):] = 1
-            inp[b, S - len(suf):] = torch.tensor(suf)
-            pos[b, S - len(suf):] = torch.arange(r, len(p))
-        if P:
-            ref = next(kv for r, kv in hits if r)
-            for l in range(len(ref)):
-                k0, v0 = ref[l]
-                K = k0.new_zeros(B, k0.shape[0], P, k0.shape[-1]); V = torch.zeros_like(K)
-                for b, (r, kv) in enumerate(hits):
-                    if r: K[b, :, P - r:] = kv[l][0][:, :r]; V[b, :, P - r:] = kv[l][1][:, :r]
-                cache.update(K.to(dev), V.to(dev), l)
-        mask, inp, pos = mask.to(dev), inp.to(dev), pos.to(dev)
-        logits = self.model(input_ids=inp, attention_mask=mask, position_ids=pos, past_key_values=cache,
-                            use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
-        self.stats['prompt_tokens'] += sum(map(len, full_prompts)); self.stats['prefill_tokens'] += sum(len(p) - h[0] for p, h in zip(prompts, hits))
-        if len(prompts) < len(full_prompts):      # expand the distinct rows back to one row per sample
-            idx = torch.tensor(row_of, device=dev)
+
+# %% ../nbs/02_backends.ipynb #065611ee
+@patch
+def _prefill(self: HFBackend, prompts: list):
+    "Prefill a batch: each distinct prompt once, its longest cached prefix spliced in. Returns the state the decode loop needs."
+    dev, B = self.device, len(prompts)
+    from transformers import DynamicCache
+    cache = DynamicCache(config=self.model.config)
+    # the n samples of one prompt share one prefill: prefill each distinct prompt once, then copy its row
+    first = {}
+    row_of = [first.setdefault(tuple(p) if self.share_prefill else (k,), len(first)) for k, p in enumerate(prompts)]
+    full_prompts = prompts
+    prompts = [full_prompts[row_of.index(u)] for u in range(len(first))]
+    B = len(prompts)
+    # prefix reuse: per row, the longest cached prefix (at least one prompt token is always recomputed)
+    hits = [self.prefix_cache.longest(p[:-1]) if self.prefix_cache.max_tokens else (0, None) for p in prompts]
+    P = max(h[0] for h in hits)
+    S = max(len(p) - h[0] for p, h in zip(prompts, hits))
+    mask = torch.zeros(B, P + S, dtype=torch.long)
+    inp = torch.full((B, S), self.pad_id, dtype=torch.long)
+    pos = torch.zeros(B, S, dtype=torch.long)
+    for b, (p, (r, _)) in enumerate(zip(prompts, hits)):
+        suf = p[r:]
+        mask[b, P - r:P] = 1; mask[b, P + S - len(suf):] = 1
+        inp[b, S - len(suf):] = torch.tensor(suf)
+        pos[b, S - len(suf):] = torch.arange(r, len(p))
+    if P:
+        ref = next(kv for r, kv in hits if r)
+        for l in range(len(ref)):
+            k0, v0 = ref[l]
+            K = k0.new_zeros(B, k0.shape[0], P, k0.shape[-1]); V = torch.zeros_like(K)
+            for b, (r, kv) in enumerate(hits):
+                if r: K[b, :, P - r:] = kv[l][0][:, :r]; V[b, :, P - r:] = kv[l][1][:, :r]
+            cache.update(K.to(dev), V.to(dev), l)
+    mask, inp, pos = mask.to(dev), inp.to(dev), pos.to(dev)
+    logits = self.model(input_ids=inp, attention_mask=mask, position_ids=pos, past_key_values=cache,
+                        use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
+    self.stats['prompt_tokens'] += sum(map(len, full_prompts)); self.stats['prefill_tokens'] += sum(len(p) - h[0] for p, h in zip(prompts, hits))
+    if len(prompts) < len(full_prompts):      # expand the distinct rows back to one row per sample
+        idx = torch.tensor(row_of, device=dev)
+        cache.batch_select_indices(idx)
+        logits, mask, pos = logits[idx], mask[idx], pos[idx]
+        prompts, B = full_prompts, len(full_prompts)
+    return cache, logits, mask, pos, prompts
+
+
+# %% ../nbs/02_backends.ipynb #d3227f59
+@patch
+@torch.inference_mode()
+def _run_batch(self: HFBackend, prompts: list, seeds: list, sp: Sampling) -> list:
+    "Generate one batch: prefill, then decode until every row stops; finished rows leave the batch."
+    t0, dev = time.time(), self.device
+    cache, logits, mask, pos, prompts = self._prefill(prompts)
+    B = len(prompts)
+    eos = set() if sp.ignore_eos else set(self.eos_token_ids)
+    stop_ids = set(sp.stop_token_ids) | eos
+    block = torch.tensor(sorted(stop_ids), dtype=torch.long, device=dev) if stop_ids else None
+    gens = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
+    tail_n = max((len(s) for s in sp.stop), default=0) + 2
+    rows, gen = list(range(B)), [[] for _ in range(B)]
+    last_pos = pos[:, -1].clone()
+    results = [None] * B
+    step = 0
+    while rows:
+        if step < sp.min_tokens and block is not None: logits[:, block] = float('-inf')
+        nxt = _sample_rows(logits, [gens[r] for r in rows], sp.temperature, sp.top_p).tolist()
+        keep = []
+        for bi, (r, t) in enumerate(zip(rows, nxt)):
+            gen[r].append(t)
+            done = None
+            if t in stop_ids: done = ("stop", t if t in sp.stop_token_ids else None, True)
+            elif sp.stop and step + 1 >= sp.min_tokens:
+                tail = self.decode(gen[r][-tail_n:], skip_special_tokens=False)
+                if any(s in tail for s in sp.stop): done = self._stop_string(gen[r], sp)
+            if done is None and len(gen[r]) >= sp.max_tokens: done = ("length", None, False)
+            if done is None: keep.append(bi); continue
+            results[r] = self._finish(gen[r], done, sp)
+            self._remember(prompts[r] + gen[r][:-1], cache, bi, mask[bi])
+        step += 1
+        if not keep: break
+        if len(keep) < len(rows):
+            idx = torch.tensor(keep, device=dev)
             cache.batch_select_indices(idx)
-            logits, mask, pos = logits[idx], mask[idx], pos[idx]
-            prompts, B = full_prompts, len(full_prompts)
+            mask, last_pos = mask[idx], last_pos[idx]
+            rows = [rows[k] for k in keep]; nxt = [nxt[k] for k in keep]
+        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+        last_pos = last_pos + 1
+        logits = self.model(input_ids=torch.tensor(nxt, device=dev)[:, None], attention_mask=mask,
+                            position_ids=last_pos[:, None], past_key_values=cache, use_cache=True).logits[:, -1, :].float()
+    self.stats['generated_tokens'] += sum(map(len, gen)); self.stats['seconds'] += time.time() - t0
+    return results
 
-        eos = set() if sp.ignore_eos else set(self.eos_token_ids)
-        stop_ids = set(sp.stop_token_ids) | eos
-        block = torch.tensor(sorted(stop_ids), dtype=torch.long, device=dev) if stop_ids else None
-        gens = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
-        tail_n = max((len(s) for s in sp.stop), default=0) + 2
-        rows, gen = list(range(B)), [[] for _ in range(B)]
-        last_pos = pos[:, -1].clone()
-        results = [None] * B
-        step = 0
-        while rows:
-            if step < sp.min_tokens and block is not None: logits[:, block] = float('-inf')
-            nxt = _sample_rows(logits, [gens[r] for r in rows], sp.temperature, sp.top_p).tolist()
-            keep = []
-            for bi, (r, t) in enumerate(zip(rows, nxt)):
-                gen[r].append(t)
-                done = None
-                if t in stop_ids: done = ("stop", t if t in sp.stop_token_ids else None, True)
-                elif sp.stop and step + 1 >= sp.min_tokens:
-                    tail = self.decode(gen[r][-tail_n:], skip_special_tokens=False)
-                    if any(s in tail for s in sp.stop): done = self._stop_string(gen[r], sp)
-                if done is None and len(gen[r]) >= sp.max_tokens: done = ("length", None, False)
-                if done is None: keep.append(bi); continue
-                results[r] = self._finish(gen[r], done, sp)
-                self._remember(prompts[r] + gen[r][:-1], cache, bi, mask[bi])
-            step += 1
-            if not keep: break
-            if len(keep) < len(rows):
-                idx = torch.tensor(keep, device=dev)
-                cache.batch_select_indices(idx)
-                mask, last_pos = mask[idx], last_pos[idx]
-                rows = [rows[k] for k in keep]; nxt = [nxt[k] for k in keep]
-            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-            last_pos = last_pos + 1
-            logits = self.model(input_ids=torch.tensor(nxt, device=dev)[:, None], attention_mask=mask,
-                                position_ids=last_pos[:, None], past_key_values=cache, use_cache=True).logits[:, -1, :].float()
-        self.stats['generated_tokens'] += sum(map(len, gen)); self.stats['seconds'] += time.time() - t0
-        return results
 
-    def _stop_string(self, ids, sp):
-        raw = self.decode(ids, skip_special_tokens=False)
-        hits = [(raw.find(s), s) for s in sp.stop if raw.find(s) >= 0]
-        i, s = min(hits)
-        return ("stop", s, raw[:i + (len(s) if sp.include_stop_str_in_output else 0)])
+# %% ../nbs/02_backends.ipynb #6e10de6f
+@patch
+def _stop_string(self: HFBackend, ids, sp):
+    raw = self.decode(ids, skip_special_tokens=False)
+    hits = [(raw.find(s), s) for s in sp.stop if raw.find(s) >= 0]
+    i, s = min(hits)
+    return ("stop", s, raw[:i + (len(s) if sp.include_stop_str_in_output else 0)])
 
-    def _finish(self, ids, done, sp) -> Completion:
-        reason, stop_reason, extra = done
-        if isinstance(extra, str):         # stopped by a string: text cut at it
-            text = extra
-            for t in getattr(self.tokenizer, 'all_special_tokens', []):
-                if t and t not in sp.stop: text = text.replace(t, "")
-        else:
-            text = self.decode(ids[:-1] if extra else ids)
-        return Completion(text, list(ids), reason, stop_reason)
 
-    def _remember(self, seq, cache, bi, row_mask):
-        "Keep this row's KV (its real positions only) in the prefix cache."
-        if not self.prefix_cache.max_tokens: return
-        keep = row_mask.nonzero().flatten()
-        kv = [(layer.keys[bi][:, keep].clone(), layer.values[bi][:, keep].clone())
-              for layer in cache.layers]
-        self.prefix_cache.put(tuple(seq[:len(keep)]), kv)
+# %% ../nbs/02_backends.ipynb #94d4d303
+@patch
+def _finish(self: HFBackend, ids, done, sp) -> Completion:
+    reason, stop_reason, extra = done
+    if isinstance(extra, str):         # stopped by a string: text cut at it
+        text = extra
+        for t in getattr(self.tokenizer, 'all_special_tokens', []):
+            if t and t not in sp.stop: text = text.replace(t, "")
+    else:
+        text = self.decode(ids[:-1] if extra else ids)
+    return Completion(text, list(ids), reason, stop_reason)
+
+
+# %% ../nbs/02_backends.ipynb #05872f75
+@patch
+def _remember(self: HFBackend, seq, cache, bi, row_mask):
+    "Keep this row's KV (its real positions only) in the prefix cache."
+    if not self.prefix_cache.max_tokens: return
+    keep = row_mask.nonzero().flatten()
+    kv = [(layer.keys[bi][:, keep].clone(), layer.values[bi][:, keep].clone())
+          for layer in cache.layers]
+    self.prefix_cache.put(tuple(seq[:len(keep)]), kv)
+
+
+# %% ../nbs/02_backends.ipynb #f6d21271
+@patch(as_prop=True)
+def engine(self: HFBackend) -> str: return "transformers"
+
+@patch
+def hf_model(self: HFBackend):
+    if self.model is None: raise RuntimeError(f"{self.model_id}: the backend was closed")
+    return self.model
+
+@patch
+def close(self: HFBackend):
+    "Free the model, its KV prefix cache and (on CUDA) the cached GPU memory."
+    import gc
+    self.prefix_cache.entries.clear()
+    self.model = None
+    gc.collect()
+    if torch.cuda.is_available(): torch.cuda.empty_cache()
+
+@patch
+def warm_prefix(self: HFBackend, prompts: list):
+    "Prefill each distinct prompt once (one token generated), so its later samples reuse its KV."
+    if self.prefix_cache.max_tokens: self.generate(list(dict.fromkeys(prompts)), Sampling(max_tokens=1), desc="prefill")
+
+@patch
+@contextmanager
+def prefix_reuse(self: HFBackend, enabled: bool = True):
+    "Within the block, reuse cached prefixes (`enabled`) or prefill every prompt in full."
+    saved = self.prefix_cache.max_tokens
+    if not enabled: self.prefix_cache.max_tokens = 0
+    try: yield self
+    finally: self.prefix_cache.max_tokens = saved
 
 # %% ../nbs/02_backends.ipynb #375de46b
 class ModelNotFoundError(FileNotFoundError):

@@ -321,6 +321,8 @@ def load_benchmark(name_or_path: str | Path, split: str | None = None, limit: in
     if limit is not None and limit < 0:
         raise ValueError(f"load_benchmark: limit must be >= 0, got {limit}")
     s = str(name_or_path)
+    if m := re.fullmatch(r"arithmetic-(\d+)", s):          # generated problems: one name beside math500, gsm8k, ...
+        return arithmetic_dataset(16 if limit is None else limit, level=int(m.group(1)), seed=seed)
     path = Path(s).expanduser()
     if path.is_file():
         known = next((n for n in sorted(BENCHMARKS, key=len, reverse=True) if path.stem.lower().startswith(n)), None)

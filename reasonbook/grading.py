@@ -7,8 +7,8 @@ Docs: https://reasonbook.github.io/reasonbook/grading.html.md"""
 
 # %% auto #0
 __all__ = ['last_boxed', 'last_number', 'extract_answer', 'normalize_answer', 'GradeWorker', 'shutdown_worker', 'Verdict',
-           'as_fraction', 'check', 'is_equiv', 'grade', 'majority_vote', 'weighted_vote', 'best_of_n', 'pass_at_k',
-           'cov_at_k', 'maj_at_k']
+           'as_fraction', 'check', 'is_equiv', 'grade', 'majority_vote', 'weighted_vote', 'top_scored_answer',
+           'pass_at_k', 'coverage_at_k', 'maj_at_k']
 
 # %% ../nbs/01_grading.ipynb #d9aa6eb3
 import atexit
@@ -472,10 +472,10 @@ def weighted_vote(answers: Sequence[str | None], scores: Sequence[float]) -> str
     return majority_vote(answers, weights=scores)
 
 
-def best_of_n(answers: Sequence[str | None], scores: Sequence[float]) -> str | None:
+def top_scored_answer(answers: Sequence[str | None], scores: Sequence[float]) -> str | None:
     "The (normalised) answer of the single highest-scoring sample; the earliest one on ties; None-answers skipped."
     if len(scores) != len(answers):
-        raise ValueError(f"best_of_n: {len(answers)} answers but {len(scores)} scores")
+        raise ValueError(f"top_scored_answer: {len(answers)} answers but {len(scores)} scores")
     best = None
     for a, s in zip(answers, scores):
         n = normalize_answer(a)
@@ -500,11 +500,19 @@ def pass_at_k(n: int, c: int, k: int) -> float:
     return 1.0 - prod
 
 
-def cov_at_k(correct: Sequence[Sequence[bool]], k: int) -> float:
-    "Coverage: mean over problems of pass@k from each problem's list of per-sample correctness."
-    if not correct:
-        raise ValueError("cov_at_k: no problems")
-    return sum(pass_at_k(len(c), sum(bool(x) for x in c), k) for c in correct) / len(correct)
+def coverage_at_k(correct: Sequence[Sequence[bool]], k: int, estimator: str = "unbiased") -> float:
+    """Coverage: the fraction of problems solved by k samples, from each problem's per-sample correctness.
+    `estimator="unbiased"`: mean of pass@k over all n >= k samples (Chen et al.); `"first_k"`: any correct among the
+    first k samples (the wc-vs-se paper's count at a fixed budget)."""
+    if not correct: raise ValueError("coverage_at_k: no problems")
+    if estimator == "unbiased":
+        return sum(pass_at_k(len(c), sum(bool(x) for x in c), k) for c in correct) / len(correct)
+    if estimator != "first_k":
+        raise ValueError(f"coverage_at_k: unknown estimator {estimator!r}; expected 'unbiased' or 'first_k'")
+    if k < 1: raise ValueError(f"coverage_at_k: k must be >= 1, got {k}")
+    for i, c in enumerate(correct):
+        if len(c) < k: raise ValueError(f"coverage_at_k: problem {i} has {len(c)} samples, fewer than k={k}")
+    return sum(any(c[:k]) for c in correct) / len(correct)
 
 
 def maj_at_k(answers: Sequence[Sequence[str | None]], golds: Sequence[str], k: int, *,

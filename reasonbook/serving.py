@@ -66,6 +66,7 @@ def to_completion(text: str, token_ids, finish_reason: str, stop_reason, samplin
 # %% ../nbs/02a_serving.ipynb #541ef7af
 class VLLMBackend(Backend):
     "vLLM's offline engine (`vllm.LLM`) behind the `Backend` interface: per-sample seeds, prefix caching on."
+    engine = "vllm"                  # part of every cache key
     def __init__(self, model, enable_prefix_caching: bool = True, tokenizer=None, model_id: str | None = None,
                  progress: bool = False, **engine_kwargs):
         try:
@@ -273,6 +274,7 @@ def start_vllm_server(model, served_model_name: str | None = None, host: str = "
 # %% ../nbs/02a_serving.ipynb #303e87fd
 class OpenAIBackend(Backend):
     "A `Backend` over an OpenAI-compatible `/v1/completions` server (vLLM's extra sampling fields)."
+    engine = "openai"                  # part of every cache key
     def __init__(self, base_url: str, model: str, tokenizer=None, api_key: str | None = None,
                  model_id: str | None = None, concurrency: int = 32, batch_size: int = 32, timeout: float = 600.0,
                  progress: bool = False):

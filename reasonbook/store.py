@@ -76,12 +76,15 @@ class RunStore:
     def records(self) -> list: self._refresh(); return list(self.index.values())
 
 # %% ../nbs/03_store.ipynb #7ce1a937
-def sample_key(model_id: str, prompt, sampling: Sampling, index: int) -> str:
-    "The cache key of sample `index` of `prompt`."
-    blob = json.dumps({"model": model_id, "prompt": prompt_key(prompt), "sampling": sampling.key(), "index": index},
+def sample_key(engine: str, model_id: str, prompt, sampling: Sampling, index: int) -> str:
+    "The cache key of sample `index` of `prompt` from `model_id` on `engine` (two engines never share a sample)."
+    blob = json.dumps({"engine": engine, "model": model_id, "prompt": prompt_key(prompt), "sampling": sampling.key(),
+                       "index": index},
                       sort_keys=True, ensure_ascii=False)
     return hashlib.sha256(blob.encode()).hexdigest()
 
+
+# %% ../nbs/03_store.ipynb #b340f15f
 class CachedBackend(Backend):
     "A backend that looks every sample up in a `RunStore` before generating it, and stores what it generates."
     def __init__(self, backend: Backend, store, chunk_size: int | None = None):
@@ -89,10 +92,6 @@ class CachedBackend(Backend):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.chunk_size = chunk_size or getattr(backend, 'batch_size', 64)
         self.hits = self.misses = 0
-
-    def __getattr__(self, name):          # tokenizer, model_id, chat, ... come from the wrapped backend
-        if name == 'inner': raise AttributeError(name)
-        return getattr(self.inner, name)
 
     @property
     def model_id(self): return self.inner.model_id
@@ -102,9 +101,26 @@ class CachedBackend(Backend):
     def num_parameters(self): return self.inner.num_parameters
     @property
     def eos_token_ids(self): return self.inner.eos_token_ids
+    @property
+    def engine(self): return self.inner.engine
+    @property
+    def batch_size(self): return getattr(self.inner, 'batch_size', None)
+    @property
+    def stats(self): return getattr(self.inner, 'stats', {})
+
+    # exactly the wrapped backend's interface: no attribute forwarding, so a leak of engine internals fails loudly
+    def encode(self, text): return self.inner.encode(text)
+    def decode(self, ids, skip_special_tokens=True): return self.inner.decode(ids, skip_special_tokens)
+    def token_id(self, token): return self.inner.token_id(token)
+    def chat(self, messages, system=None, add_generation_prompt=True):
+        return self.inner.chat(messages, system=system, add_generation_prompt=add_generation_prompt)
+    def close(self): self.inner.close()
+    def warm_prefix(self, prompts): self.inner.warm_prefix(prompts)
+    def prefix_reuse(self, enabled=True): return self.inner.prefix_reuse(enabled)
+    def hf_model(self): return self.inner.hf_model()
 
     def generate_samples(self, requests, sampling, desc=None):
-        keys = [sample_key(self.model_id, p, sampling, j) for p, j in requests]
+        keys = [sample_key(self.engine, self.model_id, p, sampling, j) for p, j in requests]
         out = [None] * len(requests)
         todo = []
         for i, k in enumerate(keys):
@@ -119,7 +135,7 @@ class CachedBackend(Backend):
             for i, c in zip(chunk, got):
                 out[i] = c
                 p, j = requests[i]
-                recs.append({"key": keys[i], "model": self.model_id, "prompt": prompt_key(p), "index": j,
+                recs.append({"key": keys[i], "engine": self.engine, "model": self.model_id, "prompt": prompt_key(p), "index": j,
                              "sampling": sampling.key(), "completion": c.to_dict(), "time": time.time()})
             self.store.append(recs)
         return out

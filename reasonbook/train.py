@@ -18,9 +18,8 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['OPTIM', 'TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'tiny_model_folder', 'sequence_logprobs',
-           'completion_nll', 'dpo_loss', 'bf16_available', 'training_environment', 'compact_cpu_logprobs', 'sft', 'dpo',
-           'main', 'launch']
+__all__ = ['OPTIM', 'TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'sequence_logprobs', 'completion_nll',
+           'dpo_loss', 'bf16_available', 'training_environment', 'compact_cpu_logprobs', 'sft', 'dpo', 'main', 'launch']
 
 # %% ../nbs/05_train.ipynb #479ebf56
 @dataclass
@@ -61,22 +60,6 @@ def load_model_and_tokenizer(model, dtype=None):
     if tok.pad_token is None:
         tok.pad_token = tok.eos_token
     return m, tok
-
-# %% ../nbs/05_train.ipynb #e80b6820
-def tiny_model_folder(tokenizer_path, out_dir, *, hidden_size: int = 64, layers: int = 2, seed: int = 0) -> Path:
-    "Save a `layers`-layer random-weight Llama with the tokenizer at `tokenizer_path` into `out_dir`."
-    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
-    tok = AutoTokenizer.from_pretrained(str(tokenizer_path))
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden_size, intermediate_size=2 * hidden_size,
-                      num_hidden_layers=layers, num_attention_heads=4, num_key_value_heads=2,
-                      max_position_embeddings=1024, bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id,
-                      pad_token_id=tok.pad_token_id if tok.pad_token_id is not None else tok.eos_token_id,
-                      tie_word_embeddings=True)
-    m = LlamaForCausalLM(cfg)
-    out = Path(out_dir); out.mkdir(parents=True, exist_ok=True)
-    m.save_pretrained(out); tok.save_pretrained(out)
-    return out
 
 # %% ../nbs/05_train.ipynb #c7434ca5
 def _split_ids(tok, prompt: str, completion: str) -> tuple[list[int], list[int]]:

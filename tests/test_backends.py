@@ -1,6 +1,7 @@
 "Unit tests of the generation interface on a tiny random-weight Llama, and an integration test on SmolLM2."
 import pytest, torch
-from reasonbook.backends import (HFBackend, Sampling, Completion, ScriptedBackend, load_backend, ModelNotFoundError,
+from reasonbook.testing import ScriptedBackend
+from reasonbook.backends import (HFBackend, Sampling, Completion, load_backend, ModelNotFoundError,
                                  sample_seed, embedded_model_path)
 
 

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from reasonbook import grading
-from reasonbook.grading import (Verdict, best_of_n, check, cov_at_k, extract_answer, grade, is_equiv, last_boxed,
+from reasonbook.grading import (Verdict, top_scored_answer, check, coverage_at_k, extract_answer, grade, is_equiv, last_boxed,
                                 maj_at_k, majority_vote, normalize_answer, pass_at_k, weighted_vote)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -186,8 +186,8 @@ def test_majority_vote_normalises_and_breaks_ties_by_first_appearance():
 def test_weighted_vote_and_best_of_n():
     assert weighted_vote(["3", "4", "4"], [0.9, 0.3, 0.4]) == "3"
     assert weighted_vote(["3", "4", "4"], [0.5, 0.3, 0.4]) == "4"
-    assert best_of_n(["3", "4", "4"], [0.5, 0.3, 0.4]) == "3"
-    assert best_of_n([None, "4"], [0.9, 0.1]) == "4"
+    assert top_scored_answer(["3", "4", "4"], [0.5, 0.3, 0.4]) == "3"
+    assert top_scored_answer([None, "4"], [0.9, 0.1]) == "4"
     with pytest.raises(ValueError):
         weighted_vote(["3"], [0.1, 0.2])
 
@@ -218,8 +218,8 @@ def test_pass_at_k_edge_cases():
 def test_cov_at_k():
     correct = [[True, False, False, False], [False] * 4, [True, True, False, False]]
     want = (pass_at_k(4, 1, 2) + 0 + pass_at_k(4, 2, 2)) / 3
-    assert cov_at_k(correct, 2) == pytest.approx(want)
-    assert cov_at_k(correct, 4) == pytest.approx(2 / 3)
+    assert coverage_at_k(correct, 2) == pytest.approx(want)
+    assert coverage_at_k(correct, 4) == pytest.approx(2 / 3)
 
 
 def test_maj_at_k():

@@ -2,7 +2,8 @@
 import json, os, signal, subprocess, sys, textwrap, time
 from pathlib import Path
 import pytest
-from reasonbook.backends import Sampling, ScriptedBackend, HFBackend
+from reasonbook.backends import Sampling, HFBackend
+from reasonbook.testing import ScriptedBackend
 from reasonbook.store import RunStore, CachedBackend, sample_key
 
 
@@ -19,10 +20,11 @@ def test_torn_last_line_is_discarded(tmp_path):
 
 def test_keys_separate_models_prompts_sampling_and_index():
     s = Sampling(seed=1)
-    k = sample_key("m", "p", s, 0)
-    assert len({k, sample_key("m2", "p", s, 0), sample_key("m", "q", s, 0), sample_key("m", "p", Sampling(seed=2), 0),
-                sample_key("m", "p", s, 1)}) == 5
-    assert sample_key("m", "p", Sampling(n=1, seed=1), 0) == sample_key("m", "p", Sampling(n=8, seed=1), 0)
+    k = sample_key("e", "m", "p", s, 0)
+    assert len({k, sample_key("e", "m2", "p", s, 0), sample_key("e", "m", "q", s, 0),
+                sample_key("e", "m", "p", Sampling(seed=2), 0), sample_key("e", "m", "p", s, 1),
+                sample_key("e2", "m", "p", s, 0)}) == 6
+    assert sample_key("e", "m", "p", Sampling(n=1, seed=1), 0) == sample_key("e", "m", "p", Sampling(n=8, seed=1), 0)
 
 
 WRITER = textwrap.dedent('''
@@ -81,3 +83,33 @@ def test_killed_run_resumes_without_regenerating(tmp_path, tiny_path):
     be.generate(prompts, s)
     assert calls == []                               # a rerun is free
     assert len(RunStore(store)) == 24
+
+
+class _OtherEngine(ScriptedBackend):
+    "The same model id served by another engine."
+    engine = "vllm"
+
+
+def test_run_store_reused_across_engines_never_replays_the_other_engine(tmp_path):
+    "Regression: `embedded` and `vllm:embedded` both report model id SmolLM2-135M-Instruct and used to share keys."
+    hf = ScriptedBackend(lambda p, j: f"transformers {j}", model_id="SmolLM2-135M-Instruct")
+    vl = _OtherEngine(lambda p, j: f"vllm {j}", model_id="SmolLM2-135M-Instruct")
+    assert hf.model_id == vl.model_id and hf.engine != vl.engine
+    sp = Sampling(n=2, seed=0)
+    a = CachedBackend(hf, tmp_path / "store").generate(["q"], sp)
+    b = CachedBackend(vl, tmp_path / "store").generate(["q"], sp)
+    assert [c.text for c in a[0]] == ["transformers 0", "transformers 1"]
+    assert [c.text for c in b[0]] == ["vllm 0", "vllm 1"] and not b[0][0].cached
+    again = CachedBackend(vl, tmp_path / "store").generate(["q"], sp)
+    assert again[0][0].cached and again[0][0].text == "vllm 0"
+
+
+def test_cached_backend_does_not_forward_engine_internals(tmp_path):
+    "CachedBackend exposes the Backend interface only: a method reaching into an engine fails loudly."
+    cb = CachedBackend(ScriptedBackend(["x"]), tmp_path / "store")
+    with pytest.raises(AttributeError):
+        cb.responses
+    with pytest.raises(TypeError, match="no transformers model"):
+        cb.hf_model()
+    cb.warm_prefix(["q"]); cb.close()
+    with cb.prefix_reuse(False): pass

