@@ -11,7 +11,7 @@ export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install reproduce test test-fast test-vllm bench export clean-nbs lab
+.PHONY: install reproduce test test-fast test-nbs test-vllm bench export clean-nbs lab reasoners
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
@@ -29,13 +29,22 @@ install: $(STAMP)
 reproduce: install
 	$(VENV)/bin/reasonbook reproduce --profile smoke
 
-## The test suite (unit, integration with the embedded model, notebooks end to end, structure), then the vLLM tier.
+## The test suite: every notebook's checked examples (nbdev-test; `#| experiment` and `#| slow` cells skipped), then
+## pytest (unit, integration with the embedded model, notebooks end to end, structure), then the vLLM tier.
 test: install
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	@t0=$$(date +%s); $(VENV)/bin/nbdev-test --n-workers 2 && echo "== nbdev-test: $$(( $$(date +%s) - t0 )) s"
+	@t0=$$(date +%s); $(PY) -m pytest -q $(PYTEST_ARGS) && echo "== pytest: $$(( $$(date +%s) - t0 )) s"
 	@if [ -f tests/test_vllm.py ]; then $(MAKE) --no-print-directory test-vllm; fi
 
 test-fast: install
 	$(PY) -m pytest -q -m "not slow and not vllm"
+
+test-nbs: install
+	$(VENV)/bin/nbdev-test --n-workers 2
+
+## Retrain reasonbook's reasoner family and its PRM from scratch (deterministic on a CPU; the shipped weights are its output).
+reasoners: install
+	$(PY) -m reasonbook.reasoners train
 
 test-vllm:
 	@bash scripts/test_vllm.sh

@@ -52,7 +52,7 @@ def _metrics(run_dir):
 
 @pytest.mark.slow
 def test_sigkill_mid_generation_then_resume(tmp_path):
-    if not (ROOT / "configs" / DRILL_PAPER / "tiny.yaml").exists(): pytest.skip("no tiny profile for the drill notebook")
+    assert (ROOT / "configs" / DRILL_PAPER / "tiny.yaml").exists(), "the drill notebook has no tiny profile"
     run_dir = tmp_path / "a" / "tiny" / DRILL_PAPER
     p = subprocess.Popen(_reproduce_cmd(tmp_path / "a", tmp_path / "fa"), start_new_session=True,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

@@ -8,8 +8,8 @@ from reasonbook.cli import PAPERS, reproduce
 @pytest.mark.slow
 @pytest.mark.parametrize("paper", list(PAPERS))
 def test_notebook_runs_headless(paper, tmp_path):
-    if not (ROOT / "nbs" / PAPERS[paper]).exists(): pytest.skip(f"{PAPERS[paper]} not written yet")
-    if not (ROOT / "configs" / paper / "tiny.yaml").exists(): pytest.skip(f"configs/{paper}/tiny.yaml missing")
+    assert (ROOT / "nbs" / PAPERS[paper]).exists(), f"{PAPERS[paper]} is missing"
+    assert (ROOT / "configs" / paper / "tiny.yaml").exists(), f"configs/{paper}/tiny.yaml is missing"
     figs = tmp_path / "figures"
     rows = reproduce("tiny", only=[paper], out=tmp_path / "runs", figures=figs, progress=False)
     r = rows[0]
