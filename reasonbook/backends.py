@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import Sequence, Union
 
 # %% auto #0
-__all__ = ['Prompt', 'EMBEDDED_MODELS', 'Sampling', 'Completion', 'prompt_key', 'sample_seed', 'Backend', 'chat_prompt',
-           'PrefixCache', 'HFBackend', 'ModelNotFoundError', 'cache_dir', 'resolve_model_path', 'gguf_to_hf',
-           'embedded_model_path', 'gemma3_270m_path', 'tiny_llama_path', 'load_backend']
+__all__ = ['Prompt', 'EMBEDDED_MODELS', 'Sampling', 'Completion', 'prompt_key', 'sample_seed', 'Backend',
+           'PartialGenerationError', 'chat_prompt', 'PrefixCache', 'HFBackend', 'ModelNotFoundError', 'cache_dir',
+           'resolve_model_path', 'gguf_to_hf', 'embedded_model_path', 'gemma3_270m_path', 'tiny_llama_path',
+           'load_backend']
 
 # %% ../nbs/02_backends.ipynb #80ca4a19
 import torch
@@ -134,6 +135,13 @@ class Backend:
         return type(self).__name__
 
     def __repr__(self): return f"{type(self).__name__}({self.model_id!r})"
+
+# %% ../nbs/02_backends.ipynb #b5af81e7
+class PartialGenerationError(RuntimeError):
+    "Some requests of a `generate_samples` call failed; `completed` maps request index -> Completion for the rest."
+    def __init__(self, message: str, completed: dict):
+        super().__init__(message)
+        self.completed = completed
 
 # %% ../nbs/02_backends.ipynb #4f2fae0e
 from contextlib import contextmanager

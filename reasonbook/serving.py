@@ -7,17 +7,21 @@ Docs: https://reasonbook.github.io/reasonbook/serving.html.md"""
 
 # %% ../nbs/02a_serving.ipynb #bbd85a22
 from __future__ import annotations
-import importlib.util, json, math, os, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
-from concurrent.futures import ThreadPoolExecutor
+import http.client, importlib.util, json, math, os, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
+from concurrent.futures import ThreadPoolExecutor, as_completed
+from typing import Sequence
+
+from fastcore.basics import patch
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 # %% auto #0
 __all__ = ['model_display_id', 'count_parameters', 'vllm_sampling_fields', 'to_completion', 'VLLMBackend', 'free_port',
-           'wait_for_server', 'BackendServer', 'serve_backend', 'VLLMServer', 'start_vllm_server', 'OpenAIBackend']
+           'wait_for_server', 'BackendServer', 'serve_backend', 'VLLMServer', 'start_vllm_server', 'OpenAIBackend',
+           'TransientError']
 
 # %% ../nbs/02a_serving.ipynb #14410e22
-from .backends import Backend, Completion, Sampling, sample_seed, resolve_model_path, ModelNotFoundError
+from .backends import Backend, Completion, Sampling, sample_seed, resolve_model_path, ModelNotFoundError, PartialGenerationError
 
 # %% ../nbs/02a_serving.ipynb #05b19e2a
 def model_display_id(model) -> str:
@@ -273,87 +277,143 @@ def start_vllm_server(model, served_model_name: str | None = None, host: str = "
 
 # %% ../nbs/02a_serving.ipynb #303e87fd
 class OpenAIBackend(Backend):
-    "A `Backend` over an OpenAI-compatible `/v1/completions` server (vLLM's extra sampling fields)."
+    "A `Backend` over one or more OpenAI-compatible `/v1/completions` servers (vLLM's extra sampling fields)."
     engine = "openai"                  # part of every cache key
-    def __init__(self, base_url: str, model: str, tokenizer=None, api_key: str | None = None,
+    def __init__(self, base_url: str | Sequence[str], model: str, tokenizer=None, api_key: str | None = None,
                  model_id: str | None = None, concurrency: int = 32, batch_size: int = 32, timeout: float = 600.0,
-                 progress: bool = False):
-        if not str(base_url).startswith(("http://", "https://")):
-            raise ValueError(f"OpenAIBackend base_url must start with http:// or https://, got {base_url!r} "
-                             "(e.g. 'http://127.0.0.1:8000/v1')")
-        self.base_url, self.model, self.model_id = str(base_url).rstrip("/"), model, model_id or model
+                 retries: int = 4, backoff: float = 0.5, progress: bool = False):
+        urls = [base_url] if isinstance(base_url, (str, Path)) else list(base_url)
+        if not urls: raise ValueError("OpenAIBackend needs at least one server URL")
+        self.base_urls = [_check_url(u) for u in urls]
+        self.base_url, self.model, self.model_id = self.base_urls[0], model, model_id or model
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self.concurrency, self.batch_size, self.timeout, self.progress = concurrency, batch_size, timeout, progress
-        try: models = _get_json(f"{self.base_url}/models", self.api_key)
-        except (urllib.error.URLError, OSError) as e:
-            raise ConnectionError(f"no OpenAI-compatible server answers at {self.base_url}/models ({e}); start one, "
-                                  f"e.g. `python -m vllm.entrypoints.openai.api_server --model DIR --served-model-name "
-                                  f"{model}`") from e
-        info = next((m for m in models.get("data", []) if m.get("id") == model), None)
-        if info is None:
-            raise ValueError(f"the server at {self.base_url} does not serve {model!r}; it serves "
-                             f"{[m.get('id') for m in models.get('data', [])]}")
+        self.retries, self.backoff = retries, backoff
+        info = [self._model_info(u) for u in self.base_urls][0]
         self.max_model_len = info.get("max_model_len")
         self.tokenizer, folder = _load_tokenizer(tokenizer, info.get("root"), model)
         self.generation_config = _generation_config(folder) if folder else None
         self._num_parameters = count_parameters(folder) if folder else 0
-        self.stats = dict(requests=0, generated_tokens=0, seconds=0.0)
+        self.stats = dict(requests=0, retries=0, failed=0, generated_tokens=0, seconds=0.0)
 
-    # --- HTTP
-    def _post(self, body: dict) -> dict:
-        url = f"{self.base_url}/completions"
-        headers = {"Content-Type": "application/json"}
-        if self.api_key: headers["Authorization"] = f"Bearer {self.api_key}"
-        req = urllib.request.Request(url, data=json.dumps(body).encode(), headers=headers)
-        try:
-            with urllib.request.urlopen(req, timeout=self.timeout) as r: return json.loads(r.read())
-        except urllib.error.HTTPError as e:
-            try: msg = json.loads(e.read()).get("error", {}).get("message", "")
-            except Exception: msg = ""
-            raise RuntimeError(f"{url} answered HTTP {e.code} for model {self.model!r}: {msg or e.reason}") from None
-        except (urllib.error.URLError, OSError) as e:
-            raise ConnectionError(f"request to {url} failed: {e}") from e
 
-    def completion_body(self, prompts: list, sampling: Sampling, seed: int | None = None) -> dict:
-        "The JSON body of one `/v1/completions` request for one sample of each of `prompts` (all text or all ids)."
-        f = vllm_sampling_fields(sampling, seed, self.eos_token_ids)
-        body = dict(model=self.model, prompt=prompts[0] if len(prompts) == 1 else prompts, **f)
-        if not body["stop"]: del body["stop"]
-        body.update(return_token_ids=True, skip_special_tokens=True)
-        if isinstance(prompts[0], str): body["add_special_tokens"] = False
-        return body
+# %% ../nbs/02a_serving.ipynb #8c909e66
+def _check_url(u) -> str:
+    if not str(u).startswith(("http://", "https://")):
+        raise ValueError(f"OpenAIBackend base_url must start with http:// or https://, got {u!r} "
+                         "(e.g. 'http://127.0.0.1:8000/v1')")
+    return str(u).rstrip("/")
 
-    # --- the Backend entry point
-    def generate_samples(self, requests, sampling, desc=None):
-        t0 = time.time()
-        prompts = [p if isinstance(p, str) else [int(t) for t in p] for p, _ in requests]
-        for k, p in enumerate(prompts):
-            if not p: raise ValueError(f"empty prompt (request {k}) given to OpenAIBackend({self.model!r})")
-        jobs = []                                           # (request indices, body)
-        if sampling.temperature == 0:                       # greedy: no seeds; several prompts per request
-            for is_text in (True, False):
-                idx = [k for k, p in enumerate(prompts) if isinstance(p, str) == is_text]
-                for s in range(0, len(idx), self.batch_size):
-                    chunk = idx[s:s + self.batch_size]
-                    jobs.append((chunk, self.completion_body([prompts[k] for k in chunk], sampling)))
-        else:
-            jobs = [([k], self.completion_body([prompts[k]], sampling, sample_seed(sampling.seed, p, j)))
-                    for k, (p, j) in enumerate(requests)]
-        out = [None] * len(requests)
-        with ThreadPoolExecutor(max(1, min(self.concurrency, len(jobs)))) as ex:
-            for (chunk, _), resp in zip(jobs, ex.map(self._post, [b for _, b in jobs])):
-                choices = sorted(resp.get("choices", []), key=lambda c: c["index"])
-                if len(choices) != len(chunk):
-                    raise RuntimeError(f"{self.base_url} returned {len(choices)} choices for {len(chunk)} prompts")
-                for k, ch in zip(chunk, choices):
-                    ids = ch.get("token_ids")
-                    if ids is None: ids = self.encode(ch["text"])  # a server without `return_token_ids`
-                    out[k] = to_completion(ch["text"], ids, ch.get("finish_reason"), ch.get("stop_reason"),
-                                           sampling, where=self.base_url)
-                    self.stats["generated_tokens"] += len(ids)
-        self.stats["requests"] += len(jobs); self.stats["seconds"] += time.time() - t0
-        return out
+@patch
+def _model_info(self: OpenAIBackend, url: str) -> dict:
+    "The `/v1/models` entry of the served model at `url` (an error naming the URL if it is down or serves another)."
+    try: models = _get_json(f"{url}/models", self.api_key)
+    except (urllib.error.URLError, OSError) as e:
+        raise ConnectionError(f"no OpenAI-compatible server answers at {url}/models ({e}); start one, "
+                              f"e.g. `python -m vllm.entrypoints.openai.api_server --model DIR --served-model-name "
+                              f"{self.model}`") from e
+    info = next((m for m in models.get("data", []) if m.get("id") == self.model), None)
+    if info is None:
+        raise ValueError(f"the server at {url} does not serve {self.model!r}; it serves "
+                         f"{[m.get('id') for m in models.get('data', [])]}")
+    return info
 
+# %% ../nbs/02a_serving.ipynb #5475e455
+class TransientError(ConnectionError):
+    "A request failure worth retrying: connection refused or reset, a timeout, or an HTTP 5xx."
+
+@patch
+def _post_once(self: OpenAIBackend, url: str, body: dict) -> dict:
+    "One POST to `url/completions`: TransientError for what a retry may cure, RuntimeError for a refused request."
+    headers = {"Content-Type": "application/json"}
+    if self.api_key: headers["Authorization"] = f"Bearer {self.api_key}"
+    req = urllib.request.Request(f"{url}/completions", data=json.dumps(body).encode(), headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=self.timeout) as r: return json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        try: msg = json.loads(e.read()).get("error", {}).get("message", "")
+        except Exception: msg = ""
+        err = f"{url}/completions answered HTTP {e.code} for model {self.model!r}: {msg or e.reason}"
+        if e.code >= 500: raise TransientError(err) from None
+        raise RuntimeError(err) from None
+    except (urllib.error.URLError, OSError, http.client.HTTPException) as e:
+        raise TransientError(f"request to {url}/completions failed: {e}") from e
+
+# %% ../nbs/02a_serving.ipynb #ccf09d8b
+@patch
+def _post(self: OpenAIBackend, body: dict, first: int = 0) -> dict:
+    "POST with retries: attempt k goes to server `(first + k) % len(base_urls)` after a backoff of `backoff * 2**(k-1)` s."
+    for k in range(self.retries + 1):
+        url = self.base_urls[(first + k) % len(self.base_urls)]
+        try: return self._post_once(url, body)
+        except TransientError as e:
+            if k == self.retries:
+                raise TransientError(f"{e} (gave up after {self.retries + 1} attempts over {len(self.base_urls)} "
+                                     f"server(s))") from None
+            self.stats["retries"] += 1
+            time.sleep(min(self.backoff * 2 ** k, 30.0))
+
+# %% ../nbs/02a_serving.ipynb #28e1b99a
+@patch
+def completion_body(self: OpenAIBackend, prompts: list, sampling: Sampling, seed: int | None = None) -> dict:
+    "The JSON body of one `/v1/completions` request for one sample of each of `prompts` (all text or all ids)."
+    f = vllm_sampling_fields(sampling, seed, self.eos_token_ids)
+    body = dict(model=self.model, prompt=prompts[0] if len(prompts) == 1 else prompts, **f)
+    if not body["stop"]: del body["stop"]
+    body.update(return_token_ids=True, skip_special_tokens=True)
+    if isinstance(prompts[0], str): body["add_special_tokens"] = False
+    return body
+
+@patch
+def _jobs(self: OpenAIBackend, requests, prompts, sampling) -> list:
+    "(request indices, body) per HTTP request: greedy prompts share requests (no seed); sampled ones go one by one."
+    if sampling.temperature != 0:
+        return [([k], self.completion_body([prompts[k]], sampling, sample_seed(sampling.seed, p, j)))
+                for k, (p, j) in enumerate(requests)]
+    jobs = []
+    for is_text in (True, False):
+        idx = [k for k, p in enumerate(prompts) if isinstance(p, str) == is_text]
+        for s in range(0, len(idx), self.batch_size):
+            chunk = idx[s:s + self.batch_size]
+            jobs.append((chunk, self.completion_body([prompts[k] for k in chunk], sampling)))
+    return jobs
+
+# %% ../nbs/02a_serving.ipynb #92b3da12
+@patch
+def generate_samples(self: OpenAIBackend, requests, sampling, desc=None):
+    "Send every request (spread over the servers, retried), and return the completions in request order."
+    t0 = time.time()
+    prompts = [p if isinstance(p, str) else [int(t) for t in p] for p, _ in requests]
+    for k, p in enumerate(prompts):
+        if not p: raise ValueError(f"empty prompt (request {k}) given to OpenAIBackend({self.model!r})")
+    jobs = self._jobs(requests, prompts, sampling)
+    out, errors = [None] * len(requests), []
+    with ThreadPoolExecutor(max(1, min(self.concurrency, len(jobs)))) as ex:
+        futs = {ex.submit(self._post, b, i % len(self.base_urls)): chunk for i, (chunk, b) in enumerate(jobs)}
+        for fut in as_completed(futs):
+            try: self._fill(out, futs[fut], fut.result(), sampling)
+            except (TransientError, RuntimeError) as e: errors.append(e)
+    self.stats["requests"] += len(jobs); self.stats["failed"] += len(errors); self.stats["seconds"] += time.time() - t0
+    if errors:
+        done = {k: c for k, c in enumerate(out) if c is not None}
+        raise PartialGenerationError(f"{len(errors)} of {len(jobs)} requests to {self.model!r} failed "
+                                     f"({len(done)} of {len(requests)} samples done): {errors[0]}", done)
+    return out
+
+@patch
+def _fill(self: OpenAIBackend, out: list, chunk: list, resp: dict, sampling):
+    "Put the choices of one response into `out` at the request indices `chunk`."
+    choices = sorted(resp.get("choices", []), key=lambda c: c["index"])
+    if len(choices) != len(chunk):
+        raise RuntimeError(f"{self.base_url} returned {len(choices)} choices for {len(chunk)} prompts")
+    for k, ch in zip(chunk, choices):
+        ids = ch.get("token_ids")
+        if ids is None: ids = self.encode(ch["text"])  # a server without `return_token_ids`
+        out[k] = to_completion(ch["text"], ids, ch.get("finish_reason"), ch.get("stop_reason"), sampling,
+                               where=self.base_url)
+        self.stats["generated_tokens"] += len(ids)
+
+# %% ../nbs/02a_serving.ipynb #030db3e2
 def _load_tokenizer(tokenizer, root, model):
     "(tokenizer, local folder or None): the given object, else the first of tokenizer / server root / model that loads."
     if tokenizer is not None and not isinstance(tokenizer, (str, Path)): return tokenizer, None

@@ -13,7 +13,7 @@ from pathlib import Path
 __all__ = ['RunStore', 'sample_key', 'CachedBackend']
 
 # %% ../nbs/03_store.ipynb #97b46f47
-from .backends import Backend, Completion, Sampling, prompt_key
+from .backends import Backend, Completion, PartialGenerationError, Sampling, prompt_key
 
 # %% ../nbs/03_store.ipynb #eaffa5f0
 class RunStore:
@@ -90,7 +90,7 @@ class CachedBackend(Backend):
     def __init__(self, backend: Backend, store, chunk_size: int | None = None):
         self.inner = backend
         self.store = store if isinstance(store, RunStore) else RunStore(store)
-        self.chunk_size = chunk_size or getattr(backend, 'batch_size', 64)
+        self.chunk_size = chunk_size      # None: one call per round on vLLM/servers, the batch size on transformers
         self.hits = self.misses = 0
 
     @property
@@ -128,14 +128,27 @@ class CachedBackend(Backend):
             if rec is None: todo.append(i)
             else: out[i] = Completion(**rec['completion'], cached=True)
         self.hits += len(requests) - len(todo); self.misses += len(todo)
-        for s in range(0, len(todo), self.chunk_size):
-            chunk = todo[s:s + self.chunk_size]
-            got = self.inner.generate_samples([requests[i] for i in chunk], sampling, desc=desc)
-            recs = []
-            for i, c in zip(chunk, got):
-                out[i] = c
-                p, j = requests[i]
-                recs.append({"key": keys[i], "engine": self.engine, "model": self.model_id, "prompt": prompt_key(p), "index": j,
-                             "sampling": sampling.key(), "completion": c.to_dict(), "time": time.time()})
-            self.store.append(recs)
+        size = self._chunk(len(todo))
+        for s in range(0, len(todo), size):
+            chunk = todo[s:s + size]
+            try: got = self.inner.generate_samples([requests[i] for i in chunk], sampling, desc=desc)
+            except PartialGenerationError as e:        # keep what finished, then fail
+                self._store(requests, keys, sampling, out, [(chunk[k], c) for k, c in e.completed.items()])
+                raise
+            self._store(requests, keys, sampling, out, list(zip(chunk, got)))
         return out
+
+    def _chunk(self, n: int) -> int:
+        "Requests per inner call: vLLM and servers batch internally (one call per round); transformers by batch size."
+        if self.chunk_size: return self.chunk_size
+        return max(n, 1) if self.inner.engine in ("vllm", "openai") else (self.batch_size or 64)
+
+    def _store(self, requests, keys, sampling, out, done):
+        recs = []
+        for i, c in done:
+            out[i] = c
+            p, j = requests[i]
+            recs.append({"key": keys[i], "engine": self.engine, "model": self.model_id, "prompt": prompt_key(p),
+                         "index": j, "sampling": sampling.key(), "completion": c.to_dict(), "time": time.time()})
+        if recs: self.store.append(recs)
+

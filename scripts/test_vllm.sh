@@ -71,7 +71,7 @@ t1=$(date +%s)
 # `-p no:cacheprovider`: keep the main tree's .pytest_cache to the main venv. `-o addopts=`: pyproject deselects
 # the vllm marker by default; here only the vllm tests run.
 set +e
-"$PY" -m pytest -q -o addopts= -m vllm -p no:cacheprovider --durations=8 tests/test_vllm.py ${PYTEST_ARGS:-} "$@"
+"$PY" -m pytest -q -o addopts= -m vllm -p no:cacheprovider --durations=8 tests/test_vllm*.py ${PYTEST_ARGS:-} "$@"
 rc=$?
 set -e
 echo "== test-vllm: tests took $(( $(date +%s) - t1 )) s, whole tier $(( $(date +%s) - t0 )) s (exit $rc)"
