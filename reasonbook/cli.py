@@ -28,9 +28,11 @@ PAPERS = {
 class ReproduceError(ValueError):
     "A bad request to `reproduce` (unknown notebook, profile or parameter)."
 
+# %% ../nbs/07_cli.ipynb #4a39023e
 def project_root(start=None) -> Path:
     "The reasonbook checkout: walks up from `start` (default: cwd, then this package) to the folder holding `nbs/`."
-    cands = [Path(start or os.getcwd()).resolve(), Path(__file__).resolve().parent]
+    here = globals().get('__file__')           # absent when this cell runs in a notebook
+    cands = [Path(start or os.getcwd()).resolve()] + ([Path(here).resolve().parent] if here else [])
     for c in cands:
         for d in [c, *c.parents]:
             if (d / "nbs").is_dir() and (d / "pyproject.toml").exists(): return d
@@ -47,11 +49,13 @@ def parse_overrides(pairs) -> dict:
         out[k.strip()] = yaml.safe_load(v)
     return out
 
+# %% ../nbs/07_cli.ipynb #1e1eb954
 def notebook_parameters(nb_path) -> dict:
     "The parameters (name -> default as written) of a notebook's `parameters` cell."
     import papermill as pm
     return {k: v['default'] for k, v in pm.inspect_notebook(str(nb_path)).items()}
 
+# %% ../nbs/07_cli.ipynb #057db6ad
 def run_parameters(root: Path, paper: str, profile: str, overrides: dict, out: Path, figures=None) -> dict:
     "The full parameter set for one run, checked against the notebook's parameters."
     nb = root / "nbs" / PAPERS[paper]
@@ -102,6 +106,7 @@ def reproduce(profile: str = "smoke", only=None, overrides: dict | None = None, 
     rows += [dict(notebook=n, status="missing", minutes=0.0, figures=0, output="", error="") for n in missing]
     return rows
 
+# %% ../nbs/07_cli.ipynb #dcfa6bdf
 def format_summary(rows) -> str:
     "The summary table printed at the end of `reproduce`."
     lines = [f"{'notebook':<10} {'status':<8} {'minutes':>7} {'figures':>7}  output / error"]
@@ -122,6 +127,7 @@ def list_notebooks(root=None) -> str:
         for k, v in notebook_parameters(nb).items(): out.append(f"    {k} = {v}")
     return "\n".join(out)
 
+# %% ../nbs/07_cli.ipynb #364371b1
 def main(argv=None):
     "Console script `reasonbook`."
     ap = argparse.ArgumentParser(prog="reasonbook", description="Reproduce the reasonbook paper notebooks.")

@@ -16,9 +16,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['model_display_id', 'count_parameters', 'vllm_sampling_fields', 'to_completion', 'VLLMBackend', 'free_port',
-           'wait_for_server', 'BackendServer', 'serve_backend', 'VLLMServer', 'start_vllm_server', 'OpenAIBackend',
-           'TransientError']
+__all__ = ['model_display_id', 'count_parameters', 'vllm_sampling_fields', 'to_completion', 'VLLMBackend', 'in_vocab',
+           'free_port', 'wait_for_server', 'BackendServer', 'serve_backend', 'VLLMServer', 'start_vllm_server',
+           'OpenAIBackend', 'TransientError']
 
 # %% ../nbs/02a_serving.ipynb #14410e22
 from .backends import Backend, Completion, Sampling, sample_seed, resolve_model_path, ModelNotFoundError, PartialGenerationError
@@ -29,6 +29,7 @@ def model_display_id(model) -> str:
     p = Path(str(model)).expanduser()
     return p.name if p.is_dir() else str(model)
 
+# %% ../nbs/02a_serving.ipynb #ae5542b0
 def count_parameters(path) -> int:
     "Number of parameters of a local HF checkpoint folder, from its safetensors headers (0 if it has none)."
     total = 0
@@ -39,6 +40,7 @@ def count_parameters(path) -> int:
         total += sum(math.prod(v["shape"]) for k, v in header.items() if k != "__metadata__")
     return total
 
+# %% ../nbs/02a_serving.ipynb #9d8c67ea
 def _hub_folder(model: str) -> Path | None:
     "The local snapshot of a Hub model, if it is in the Hugging Face cache (never downloads)."
     try:
@@ -58,6 +60,7 @@ def vllm_sampling_fields(sampling: Sampling, seed: int | None = None, eos_token_
     if sampling.temperature > 0 and seed is not None: f["seed"] = int(seed)
     return f
 
+# %% ../nbs/02a_serving.ipynb #0cb5b83c
 def to_completion(text: str, token_ids, finish_reason: str, stop_reason, sampling: Sampling,
                   where: str = "vLLM") -> Completion:
     "A `Completion` from one vLLM output; a stop at an EOS id that was not asked for as a stop token reads as EOS."
@@ -93,41 +96,53 @@ class VLLMBackend(Backend):
         self.max_model_len = int(cfg.model_config.max_model_len)
         self.stats = dict(prompt_tokens=0, prefill_tokens=0, cached_tokens=0, generated_tokens=0, seconds=0.0)
 
-    def generate_samples(self, requests, sampling, desc=None):
-        from vllm import SamplingParams
-        from vllm.inputs import TokensPrompt
-        t0 = time.time()
-        ids = [self.encode(p) if isinstance(p, str) else [int(t) for t in p] for p, _ in requests]
-        for k, i in enumerate(ids):
-            if not i: raise ValueError(f"empty prompt (request {k}) given to VLLMBackend({self.model_id!r})")
-            if len(i) >= self.max_model_len:
-                raise ValueError(f"prompt of request {k} has {len(i)} tokens; {self.model_id} under vLLM takes at "
-                                 f"most max_model_len={self.max_model_len} (prompt + completion)")
-        eos = self.eos_token_ids
-        params = [SamplingParams(**vllm_sampling_fields(sampling, sample_seed(sampling.seed, p, j), eos))
-                  for p, j in requests]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], params,
-                                 use_tqdm=self.progress and len(requests) > 1)
-        res = []
-        for o in outs:
-            c = o.outputs[0]
-            res.append(to_completion(c.text, c.token_ids, c.finish_reason, c.stop_reason, sampling))
-            cached = int(o.num_cached_tokens or 0)
-            self.stats["prompt_tokens"] += len(o.prompt_token_ids); self.stats["cached_tokens"] += cached
-            self.stats["prefill_tokens"] += len(o.prompt_token_ids) - cached
-            self.stats["generated_tokens"] += len(c.token_ids)
-        self.stats["seconds"] += time.time() - t0
-        return res
-
-    def close(self):
-        "Shut the engine process down (it also goes when this process exits)."
-        core = getattr(getattr(getattr(self, "llm", None), "llm_engine", None), "engine_core", None)
-        if core is not None: core.shutdown()
-        self.llm = None
-
     def __enter__(self): return self
     def __exit__(self, *exc): self.close()
 
+# %% ../nbs/02a_serving.ipynb #5cde4e3d
+def in_vocab(ids, vocab_size: int) -> list:
+    """Token ids without those outside the tokenizer's vocabulary. vLLM can sample an id of the model's padded
+    embedding rows, which decodes to nothing; sent back as a prompt (a budget-forcing continuation) vLLM refuses the
+    whole batch. Dropping such ids changes no text."""
+    return [int(t) for t in ids if 0 <= int(t) < vocab_size]
+
+# %% ../nbs/02a_serving.ipynb #61674211
+@patch
+def generate_samples(self: VLLMBackend, requests, sampling, desc=None):
+    from vllm import SamplingParams
+    from vllm.inputs import TokensPrompt
+    t0 = time.time()
+    ids = [self.encode(p) if isinstance(p, str) else in_vocab(p, len(self.tokenizer)) for p, _ in requests]
+    for k, i in enumerate(ids):
+        if not i: raise ValueError(f"empty prompt (request {k}) given to VLLMBackend({self.model_id!r})")
+        if len(i) >= self.max_model_len:
+            raise ValueError(f"prompt of request {k} has {len(i)} tokens; {self.model_id} under vLLM takes at "
+                             f"most max_model_len={self.max_model_len} (prompt + completion)")
+    eos = self.eos_token_ids
+    params = [SamplingParams(**vllm_sampling_fields(sampling, sample_seed(sampling.seed, p, j), eos))
+              for p, j in requests]
+    outs = self.llm.generate([TokensPrompt(prompt_token_ids=i) for i in ids], params,
+                             use_tqdm=self.progress and len(requests) > 1)
+    res = []
+    for o in outs:
+        c = o.outputs[0]
+        res.append(to_completion(c.text, c.token_ids, c.finish_reason, c.stop_reason, sampling))
+        cached = int(o.num_cached_tokens or 0)
+        self.stats["prompt_tokens"] += len(o.prompt_token_ids); self.stats["cached_tokens"] += cached
+        self.stats["prefill_tokens"] += len(o.prompt_token_ids) - cached
+        self.stats["generated_tokens"] += len(c.token_ids)
+    self.stats["seconds"] += time.time() - t0
+    return res
+
+# %% ../nbs/02a_serving.ipynb #39b1d207
+@patch
+def close(self: VLLMBackend):
+    "Shut the engine process down (it also goes when this process exits)."
+    core = getattr(getattr(getattr(self, "llm", None), "llm_engine", None), "engine_core", None)
+    if core is not None: core.shutdown()
+    self.llm = None
+
+# %% ../nbs/02a_serving.ipynb #386c8ad5
 def _generation_config(path):
     try:
         from transformers import GenerationConfig
@@ -141,6 +156,7 @@ def free_port(host: str = "127.0.0.1") -> int:
     with socket.socket() as s:
         s.bind((host, 0)); return s.getsockname()[1]
 
+# %% ../nbs/02a_serving.ipynb #49440ec8
 def _get_json(url: str, api_key: str | None = None, timeout: float = 10.0):
     req = urllib.request.Request(url, headers={"Authorization": f"Bearer {api_key}"} if api_key else {})
     with urllib.request.urlopen(req, timeout=timeout) as r: return json.loads(r.read())
@@ -157,6 +173,7 @@ def wait_for_server(base_url: str, timeout: float = 300.0, process=None, log_pat
         time.sleep(0.5)
     raise TimeoutError(f"no answer from {base_url}/models after {timeout:.0f} s (last error: {last}){_log_tail(log_path)}")
 
+# %% ../nbs/02a_serving.ipynb #4ce05622
 def _log_tail(log_path, n: int = 3000) -> str:
     if not log_path or not Path(log_path).exists(): return ""
     return f"\n--- last lines of {log_path} ---\n" + Path(log_path).read_text(errors="replace")[-n:]
@@ -175,6 +192,7 @@ class BackendServer:
     def __enter__(self): return self
     def __exit__(self, *exc): self.stop()
 
+# %% ../nbs/02a_serving.ipynb #b4800ede
 def _as_prompt_list(prompt) -> list:
     if isinstance(prompt, str): return [prompt]
     if isinstance(prompt, list) and prompt and all(isinstance(t, int) for t in prompt): return [prompt]
@@ -256,6 +274,7 @@ class VLLMServer:
     def __enter__(self): return self
     def __exit__(self, *exc): self.stop()
 
+# %% ../nbs/02a_serving.ipynb #4499ea59
 def start_vllm_server(model, served_model_name: str | None = None, host: str = "127.0.0.1", port: int | None = None,
                       args=(), timeout: float = 600.0, log_path=None, env: dict | None = None,
                       wait: bool = True) -> VLLMServer:
@@ -322,6 +341,7 @@ def _model_info(self: OpenAIBackend, url: str) -> dict:
 class TransientError(ConnectionError):
     "A request failure worth retrying: connection refused or reset, a timeout, or an HTTP 5xx."
 
+# %% ../nbs/02a_serving.ipynb #899de09f
 @patch
 def _post_once(self: OpenAIBackend, url: str, body: dict) -> dict:
     "One POST to `url/completions`: TransientError for what a retry may cure, RuntimeError for a refused request."
@@ -364,6 +384,7 @@ def completion_body(self: OpenAIBackend, prompts: list, sampling: Sampling, seed
     if isinstance(prompts[0], str): body["add_special_tokens"] = False
     return body
 
+# %% ../nbs/02a_serving.ipynb #70290c6c
 @patch
 def _jobs(self: OpenAIBackend, requests, prompts, sampling) -> list:
     "(request indices, body) per HTTP request: greedy prompts share requests (no seed); sampled ones go one by one."
@@ -400,6 +421,7 @@ def generate_samples(self: OpenAIBackend, requests, sampling, desc=None):
                                      f"({len(done)} of {len(requests)} samples done): {errors[0]}", done)
     return out
 
+# %% ../nbs/02a_serving.ipynb #12c40e78
 @patch
 def _fill(self: OpenAIBackend, out: list, chunk: list, resp: dict, sampling):
     "Put the choices of one response into `out` at the request indices `chunk`."
