@@ -11,7 +11,7 @@ from pathlib import Path
 
 # %% auto #0
 __all__ = ['PAPERS', 'ReproduceError', 'project_root', 'parse_overrides', 'notebook_parameters', 'run_parameters', 'reproduce',
-           'format_summary', 'list_notebooks', 'main']
+           'format_summary', 'list_notebooks', 'profile_parameters', 'plan_command', 'main']
 
 # %% ../nbs/07_cli.ipynb #2e14fa37
 import yaml
@@ -127,6 +127,34 @@ def list_notebooks(root=None) -> str:
         for k, v in notebook_parameters(nb).items(): out.append(f"    {k} = {v}")
     return "\n".join(out)
 
+# %% ../nbs/07_cli.ipynb #0f54fe98
+def profile_parameters(root: Path, paper: str, profile: str, overrides: dict) -> dict:
+    "The notebook's defaults, updated by the profile's yaml and `overrides` (what a run of that profile would see)."
+    import ast
+    params = {}
+    for k, v in notebook_parameters(root / "nbs" / PAPERS[paper]).items():
+        try: params[k] = ast.literal_eval(v)
+        except (ValueError, SyntaxError): params[k] = v
+    params.update(run_parameters(root, paper, profile, overrides, root / "runs"))
+    return params
+
+# %% ../nbs/07_cli.ipynb #c7c03297
+def plan_command(a) -> int:
+    "`reasonbook plan`: print each stage that fits; on the first that cannot, its error and exit status 2."
+    from reasonbook.plan import PlanError, parse_engine_overrides, plan
+    root = Path(a.root) if a.root else project_root()
+    papers = a.only.split(",") if a.only else list(PAPERS)
+    engines = parse_engine_overrides(a.engine)
+    for paper in papers:
+        params = profile_parameters(root, paper, a.profile, parse_overrides(a.param))
+        try: rows = plan(paper, params, a.gpus, a.gpu_memory, engines)
+        except PlanError as e:
+            print(f"reasonbook plan: {paper} ({a.profile}, {a.gpus} GPU(s) of {a.gpu_memory:g} GiB): {e}", file=sys.stderr)
+            return 2
+        print(f"== {paper} ({a.profile}): {a.gpus} GPU(s) of {a.gpu_memory:g} GiB")
+        for r in rows: print("  " + ", ".join(f"{k}={v}" for k, v in r.items()))
+    return 0
+
 # %% ../nbs/07_cli.ipynb #364371b1
 def main(argv=None):
     "Console script `reasonbook`."
@@ -140,9 +168,17 @@ def main(argv=None):
     r.add_argument("--figures", default=None, help="figures folder (default figures/)")
     r.add_argument("--no-progress", action="store_true")
     l = sub.add_parser("list", help="list notebooks, profiles and parameters"); l.add_argument("--root", default=None)
+    pl = sub.add_parser("plan", help="memory plan: each stage's models, weights and KV cache; refuses what cannot fit")
+    pl.add_argument("--profile", default="full"); pl.add_argument("--only", default=None)
+    pl.add_argument("--gpus", type=int, default=1); pl.add_argument("--gpu-memory", type=float, default=80.0,
+                                                                    help="GiB per GPU")
+    pl.add_argument("-p", "--param", action="append", default=[], help="override a parameter: -p key=value")
+    pl.add_argument("-e", "--engine", action="append", default=[], help="engine setting: -e judge.tensor_parallel_size=4")
+    pl.add_argument("--root", default=None)
     a = ap.parse_args(argv)
     try:
         if a.cmd == "list": print(list_notebooks(a.root)); return 0
+        if a.cmd == "plan": return plan_command(a)
         rows = reproduce(a.profile, a.only, parse_overrides(a.param), a.root, a.out, a.figures,
                          progress=not a.no_progress)
     except ReproduceError as e:
