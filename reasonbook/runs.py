@@ -91,7 +91,8 @@ def release(backend: Backend | None):
 
 def _engine_kwargs(spec: str, batch_size: int | None, engine_kwargs: dict) -> dict:
     if str(spec).startswith(("vllm:", "openai:")): return dict(engine_kwargs)
-    return {**({"batch_size": batch_size} if batch_size else {}), "progress": False}
+    keep = {k: v for k, v in engine_kwargs.items() if k == "model_id"}     # the cache key's model name
+    return {**({"batch_size": batch_size} if batch_size else {}), "progress": False, **keep}
 
 # %% ../nbs/06a_runs.ipynb #ef1aff47
 @contextmanager
@@ -121,10 +122,11 @@ class TrainCache:
         "The `TrainResult` of `recipe`: loaded if trained before, else `train_fn(out_dir)` (which must return one)."
         from reasonbook.train import TrainResult
         out = self.folder(name, recipe)
-        meta = out / "train_result.json"
-        if meta.exists() and any(out.glob("*.safetensors")):
-            d = json.loads(meta.read_text())
-            return TrainResult(out, d["losses"], d["steps"], d["seconds"])
+        for done in [out, *sorted(self.root.glob(f"*-{out.name.rsplit('-', 1)[1]}"))]:   # same recipe, any name
+            meta = done / "train_result.json"
+            if meta.exists() and any(done.glob("*.safetensors")):
+                d = json.loads(meta.read_text())
+                return TrainResult(done, d["losses"], d["steps"], d["seconds"])
         res = train_fn(out)
         meta.write_text(json.dumps(dict(losses=res.losses, steps=res.steps, seconds=res.seconds, recipe=recipe), default=str))
         return res
