@@ -36,7 +36,7 @@ class Problem:
     def to_dict(self) -> dict:
         return asdict(self)
 
-
+# %% ../nbs/00_data.ipynb #e035a795
 class DataError(ValueError):
     "A benchmark file or dataset that cannot be read; the message names the file (or dataset) and line (or row)."
 
@@ -109,7 +109,7 @@ _ANSWER_KEYS = ("answer", "extracted_groundtruth", "final_answer", "expected_ans
 _ID_KEYS = ("unique_id", "id", "ID", "problem_id", "idx", "problem_idx", "Record ID")
 LETTERS = "ABCDEFGHIJ"
 
-
+# %% ../nbs/00_data.ipynb #76130af7
 def answer_str(v: Any) -> str:
     "A reference answer as a string: 27.0 -> '27', 0.5 -> '0.5', ' 7 ' -> '7', '27.0' -> '27', ['3'] -> '3'."
     if isinstance(v, (list, tuple)) and len(v) >= 1:
@@ -124,7 +124,7 @@ def answer_str(v: Any) -> str:
     m = re.fullmatch(r"(-?\d+)\.0+", s)
     return m.group(1) if m else s
 
-
+# %% ../nbs/00_data.ipynb #576f62a7
 def _first(row: dict, keys: tuple[str, ...]):
     for k in keys:
         if k in row and row[k] is not None and (not isinstance(row[k], str) or row[k].strip()):
@@ -139,7 +139,7 @@ def _need(row: dict, keys: tuple[str, ...], what: str, where: str):
                         f"the row has {', '.join(map(str, row)) or 'no fields'})")
     return k, v
 
-
+# %% ../nbs/00_data.ipynb #6ea3717c
 def detect_kind(row: dict) -> str:
     "The row layout ('math', 'gsm8k', 'gpqa' or 's1k') from a row's field names."
     if "Correct Answer" in row and "Incorrect Answer 1" in row:
@@ -150,7 +150,7 @@ def detect_kind(row: dict) -> str:
         return "gsm8k"
     return "math"
 
-
+# %% ../nbs/00_data.ipynb #cb14859f
 def _level(v):
     if v is None:
         return None
@@ -164,7 +164,7 @@ def _last_boxed(text: str) -> str | None:
     from reasonbook.grading import last_boxed  # grading does not import data: no cycle
     return last_boxed(text)
 
-
+# %% ../nbs/00_data.ipynb #ce3cddfd
 def row_to_problem(row: dict, kind: str, where: str, source: str = "", index: int = 0, seed: int = 0,
                    id_prefix: str | None = None) -> Problem:
     "Map one raw row of layout `kind` to a `Problem`; `where` ('file:line') goes into any error message."
@@ -241,7 +241,7 @@ class Benchmark:
     splits: tuple[str, ...] = ()  # selectable splits (None -> the Hub split of each part)
     default_split: str | None = None
 
-
+# %% ../nbs/00_data.ipynb #64afefd7
 BENCHMARKS: dict[str, Benchmark] = {
     b.name: b for b in [
         Benchmark("math500", (("HuggingFaceH4/MATH-500", None, "test"),)),
@@ -258,7 +258,7 @@ _ALIASES = {"math-500": "math500", "math_500": "math500", "aime2024": "aime24", 
             "aime2025": "aime25", "aime_2025": "aime25", "amc2023": "amc23", "gpqa": "gpqa_diamond",
             "gpqa-diamond": "gpqa_diamond", "gpqadiamond": "gpqa_diamond", "s1k-1.0": "s1k"}
 
-
+# %% ../nbs/00_data.ipynb #4eab8903
 def benchmark_name(name: str) -> str | None:
     "The canonical short name for a benchmark name or alias (case-insensitive), else None."
     key = name.strip().lower()
@@ -284,7 +284,7 @@ def _problems_from_rows(rows, kind: str | None, source: str, limit: int | None, 
             break
     return out
 
-
+# %% ../nbs/00_data.ipynb #02012fd1
 def _local_copy(name: str, split: str | None, data_dir: str | Path | None) -> Path | None:
     d = data_dir or os.environ.get("REASONBOOK_DATA_DIR")
     if not d:
@@ -297,7 +297,7 @@ def _local_copy(name: str, split: str | None, data_dir: str | Path | None) -> Pa
                 return p
     return None
 
-
+# %% ../nbs/00_data.ipynb #70df7be2
 def _hub_rows(hub_id: str, config: str | None, split: str) -> Iterator[tuple[str, dict]]:
     try:
         import datasets
@@ -314,7 +314,7 @@ def _hub_rows(hub_id: str, config: str | None, split: str) -> Iterator[tuple[str
     for i, row in enumerate(ds):
         yield f"{hub_id}[{split}] row {i + 1}", dict(row)
 
-
+# %% ../nbs/00_data.ipynb #5f1e6de6
 def load_benchmark(name_or_path: str | Path, split: str | None = None, limit: int | None = None, *,
                    kind: str | None = None, data_dir: str | Path | None = None, seed: int = 0) -> list[Problem]:
     "Problems of a named benchmark, a local .jsonl/.json/.parquet file, or a Hub dataset id (see above)."
@@ -367,7 +367,7 @@ _CONTAINERS = ["bags", "boxes", "jars", "packs", "baskets"]
 ARITHMETIC_LEVELS = {1: "a + b, one digit", 2: "a + b, two digits", 3: "a + b - c, two digits",
                      4: "a * b + c, one digit", 5: "chain of 3-4 steps (+, -, *)"}
 
-
+# %% ../nbs/00_data.ipynb #48b2d8d0
 def _arith_one(rng: Random, level: int) -> tuple[str, list[str], int, str]:
     "(question, solution steps, answer, expression) for one problem."
     name = rng.choice(_NAMES)
@@ -441,7 +441,7 @@ def _arith_one(rng: Random, level: int) -> tuple[str, list[str], int, str]:
         raise ValueError(f"arithmetic_dataset: level must be one of {sorted(ARITHMETIC_LEVELS)}, got {level!r}")
     return q, steps, n, expr
 
-
+# %% ../nbs/00_data.ipynb #49d4d13b
 def arithmetic_dataset(n: int, level: int = 1, seed: int = 0) -> list[Problem]:
     "`n` seeded arithmetic word problems of difficulty `level` (1-5) with worked, blank-line-separated solutions."
     if level not in ARITHMETIC_LEVELS:

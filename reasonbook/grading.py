@@ -26,6 +26,8 @@ from fractions import Fraction
 from random import Random
 from typing import Sequence
 
+from fastcore.basics import patch
+
 # %% ../nbs/01_grading.ipynb #efb44f19
 _BOXED_RE = re.compile(r"\\(?:boxed|fbox)\b")
 
@@ -45,7 +47,7 @@ def _balanced(text: str, start: int) -> tuple[str, int] | None:
                 return text[start + 1 : i], i + 1
     return None
 
-
+# %% ../nbs/01_grading.ipynb #b0d519ae
 def _brace_pairs(text: str) -> dict[int, int]:
     "Index of each unescaped '{' -> index of its matching '}' (one linear pass; unclosed braces are left out)."
     pairs, stack = {}, []
@@ -58,7 +60,7 @@ def _brace_pairs(text: str) -> dict[int, int]:
             pairs[stack.pop()] = i
     return pairs
 
-
+# %% ../nbs/01_grading.ipynb #791564e1
 def last_boxed(text: str | None) -> str | None:
     "Content of the last `\\boxed{...}` / `\\fbox{...}` in `text` (nested braces matched), or None."
     if not text:
@@ -86,7 +88,7 @@ _HASH_RE = re.compile(r"####\s*([^\n]+)")
 _ANSWER_RE = re.compile(r"(?i)(?:final\s+answer|answer)\s*(?:is|:|=)\s*:?\s*([^\n]+)")
 _MATH_SEG_RE = re.compile(r"\$\$?(.+?)\$\$?|\\\((.+?)\\\)|\\\[(.+?)\\\]")
 
-
+# %% ../nbs/01_grading.ipynb #b60fd656
 def last_number(text: str | None) -> str | None:
     "The last number in `text` (integers, decimals, `1,234`-style thousands, `a/b`), commas removed; or None."
     if not text:
@@ -101,7 +103,7 @@ def last_number(text: str | None) -> str | None:
         num = num[1:]  # "5 - 3": a subtraction, not a negative number
     return num
 
-
+# %% ../nbs/01_grading.ipynb #4c7eed73
 def _clean_phrase(c: str) -> str | None:
     "Trim an 'answer is ...' capture down to the answer itself."
     c = re.split(r"(?i)\.?\s*I hope it is correct", c)[0].strip()
@@ -114,7 +116,7 @@ def _clean_phrase(c: str) -> str | None:
         return m.group(1).replace(",", "")
     return c or None
 
-
+# %% ../nbs/01_grading.ipynb #027951b9
 _MC_PATTERNS = [
     re.compile(r"(?i:answer|option|choice)\s*(?i:is|:)?\s*:?\s*\(?\s*\**\s*([A-J]|[a-j](?=\W*$))\b(?!')"),
     re.compile(r"\(([A-J])\)"),
@@ -136,7 +138,7 @@ def _mc_letter(text: str | None) -> str | None:
             return found[-1].upper()
     return None
 
-
+# %% ../nbs/01_grading.ipynb #0765ab30
 def extract_answer(text: str | None, kind: str = "math") -> str | None:
     "The final answer in a model response (or reference solution); None when there is none."
     if kind not in ("math", "gsm8k", "mc"):
@@ -169,7 +171,7 @@ _MIXED_RE = re.compile(r"(-?)(?<![\w.}^_])(\d+)\\frac\{(\d+)\}\{(\d+)\}")
 _DECIMAL_RE = re.compile(r"[-+]?(?:\d+(?:\.\d*)?|\.\d+)")
 _THOUSANDS_RE = re.compile(r"[-+]?\d{1,3}(?:,\d{3})+(?:\.\d+)?")
 
-
+# %% ../nbs/01_grading.ipynb #92bb9398
 def _canon_number(s: str) -> str:
     "27.0 -> 27, .50 -> 0.5, +3 -> 3, -0 -> 0, 007 -> 7 (for a string that is one plain decimal number)."
     neg = s.startswith("-")
@@ -183,14 +185,14 @@ def _canon_number(s: str) -> str:
     out = intpart + ("." + frac if frac else "")
     return "-" + out if neg and out != "0" else out
 
-
+# %% ../nbs/01_grading.ipynb #b058f7ea
 def _fix_mixed(m: re.Match) -> str:
     sign, whole, num, den = m.group(1), int(m.group(2)), int(m.group(3)), int(m.group(4))
     if den == 0:
         return m.group(0)
     return f"{sign}\\frac{{{whole * den + num}}}{{{den}}}"
 
-
+# %% ../nbs/01_grading.ipynb #df688e94
 def normalize_answer(a) -> str | None:
     "Canonical string form of an answer (see above); None stays None."
     if a is None:
@@ -277,7 +279,7 @@ for line in sys.stdin:
     proto.write(json.dumps(out) + "\n")
 '''
 
-
+# %% ../nbs/01_grading.ipynb #3fa3ed99
 class GradeWorker:
     "A persistent math-verify subprocess; `check` waits at most `timeout` s, then kills and forgets the worker."
 
@@ -289,83 +291,93 @@ class GradeWorker:
         self.starts = 0  # how many worker processes this object has started
         self._buf = b""
 
-    def _readline(self, deadline: float) -> bytes | None:
-        "One line from the worker, or None if the deadline passes or the worker dies."
-        fd = self.proc.stdout.fileno()
-        with selectors.DefaultSelector() as sel:
-            sel.register(fd, selectors.EVENT_READ)
-            while b"\n" not in self._buf:
-                left = deadline - time.monotonic()
-                if left <= 0 or not sel.select(left):
-                    return None
-                chunk = os.read(fd, 1 << 16)
-                if not chunk:  # EOF: the worker died (e.g. out of memory)
-                    return None
-                self._buf += chunk
-        line, _, self._buf = self._buf.partition(b"\n")
-        return line
+# %% ../nbs/01_grading.ipynb #8897c75d
+@patch
+def _readline(self: GradeWorker, deadline: float) -> bytes | None:
+    "One line from the worker, or None if the deadline passes or the worker dies."
+    fd = self.proc.stdout.fileno()
+    with selectors.DefaultSelector() as sel:
+        sel.register(fd, selectors.EVENT_READ)
+        while b"\n" not in self._buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not sel.select(left):
+                return None
+            chunk = os.read(fd, 1 << 16)
+            if not chunk:  # EOF: the worker died (e.g. out of memory)
+                return None
+            self._buf += chunk
+    line, _, self._buf = self._buf.partition(b"\n")
+    return line
 
-    def start(self):
-        "Start the worker if it is not running (blocks until it has imported math-verify)."
-        if os.getpid() != self.owner_pid:  # we are a forked child: the process belongs to the parent
-            self.proc, self.owner_pid, self._buf = None, os.getpid(), b""
-        if self.proc is not None and self.proc.poll() is None:
-            return
-        self._buf = b""
-        self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_SRC], stdin=subprocess.PIPE,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.starts += 1
-        line = self._readline(time.monotonic() + self.startup_timeout)
-        if line != b"ready":
-            self.stop()
-            raise RuntimeError(f"grading worker did not start within {self.startup_timeout:.0f} s "
-                               f"(is math-verify installed in {sys.executable}?)")
+# %% ../nbs/01_grading.ipynb #338e8d6b
+@patch
+def start(self: GradeWorker):
+    "Start the worker if it is not running (blocks until it has imported math-verify)."
+    if os.getpid() != self.owner_pid:  # we are a forked child: the process belongs to the parent
+        self.proc, self.owner_pid, self._buf = None, os.getpid(), b""
+    if self.proc is not None and self.proc.poll() is None:
+        return
+    self._buf = b""
+    self.proc = subprocess.Popen([sys.executable, "-c", _WORKER_SRC], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    self.starts += 1
+    line = self._readline(time.monotonic() + self.startup_timeout)
+    if line != b"ready":
+        self.stop()
+        raise RuntimeError(f"grading worker did not start within {self.startup_timeout:.0f} s "
+                           f"(is math-verify installed in {sys.executable}?)")
 
-    def stop(self):
-        "Kill the worker (if any)."
-        p, self.proc, self._buf = self.proc, None, b""
-        if p is not None and os.getpid() == self.owner_pid:
-            try:
-                p.kill()
-                p.wait(timeout=5)
-            except Exception:
-                pass
-
-    def check(self, pred: str, gold: str, timeout: float) -> tuple[bool, str]:
-        "(correct, reason) from math-verify; (False, 'timeout') if no reply within `timeout` seconds."
-        msg = (json.dumps({"pred": pred, "gold": gold}) + "\n").encode()
-        with self.lock:
-            left = timeout
-            for attempt in range(2):  # a worker found dead (killed, out of memory) is restarted once
-                self.start()  # start-up time is not charged to the check
-                t0 = time.monotonic()
-                deadline = t0 + left
-                try:
-                    self.proc.stdin.write(msg)
-                    self.proc.stdin.flush()
-                except (BrokenPipeError, OSError):
-                    self.stop()
-                    continue
-                line = self._readline(deadline)
-                if line is not None:
-                    rep = json.loads(line)
-                    return bool(rep["ok"]), rep["reason"]
-                died = self._wait_dead(0.05)
-                self.stop()
-                left -= time.monotonic() - t0
-                if not died or left <= 0:
-                    return False, "timeout" if not died else "error: grading worker died"
-            return False, "error: grading worker died"
-
-    def _wait_dead(self, grace: float) -> bool:
-        "True if the worker has exited (waiting at most `grace` seconds for it to be reaped)."
+# %% ../nbs/01_grading.ipynb #2895ce7a
+@patch
+def stop(self: GradeWorker):
+    "Kill the worker (if any)."
+    p, self.proc, self._buf = self.proc, None, b""
+    if p is not None and os.getpid() == self.owner_pid:
         try:
-            self.proc.wait(timeout=grace)
-            return True
-        except subprocess.TimeoutExpired:
-            return False
+            p.kill()
+            p.wait(timeout=5)
+        except Exception:
+            pass
+
+# %% ../nbs/01_grading.ipynb #73f55aa5
+@patch
+def check(self: GradeWorker, pred: str, gold: str, timeout: float) -> tuple[bool, str]:
+    "(correct, reason) from math-verify; (False, 'timeout') if no reply within `timeout` seconds."
+    msg = (json.dumps({"pred": pred, "gold": gold}) + "\n").encode()
+    with self.lock:
+        left = timeout
+        for attempt in range(2):  # a worker found dead (killed, out of memory) is restarted once
+            self.start()  # start-up time is not charged to the check
+            t0 = time.monotonic()
+            deadline = t0 + left
+            try:
+                self.proc.stdin.write(msg)
+                self.proc.stdin.flush()
+            except (BrokenPipeError, OSError):
+                self.stop()
+                continue
+            line = self._readline(deadline)
+            if line is not None:
+                rep = json.loads(line)
+                return bool(rep["ok"]), rep["reason"]
+            died = self._wait_dead(0.05)
+            self.stop()
+            left -= time.monotonic() - t0
+            if not died or left <= 0:
+                return False, "timeout" if not died else "error: grading worker died"
+        return False, "error: grading worker died"
 
 
+@patch
+def _wait_dead(self: GradeWorker, grace: float) -> bool:
+    "True if the worker has exited (waiting at most `grace` seconds for it to be reaped)."
+    try:
+        self.proc.wait(timeout=grace)
+        return True
+    except subprocess.TimeoutExpired:
+        return False
+
+# %% ../nbs/01_grading.ipynb #930d1054
 _WORKER = GradeWorker()
 atexit.register(_WORKER.stop)
 
@@ -384,7 +396,7 @@ class Verdict:
     def __bool__(self):
         return self.correct
 
-
+# %% ../nbs/01_grading.ipynb #649a5f89
 _INT_RE = re.compile(r"-?\d+")
 _FRAC_RE = re.compile(r"(-?)\\frac\{(-?\d+)\}\{(-?\d+)\}")
 
@@ -407,7 +419,7 @@ def as_fraction(a: str | None) -> Fraction | None:
         return None
     return None
 
-
+# %% ../nbs/01_grading.ipynb #f27eb4be
 def check(pred: str | None, gold: str, timeout: float = 5.0, kind: str = "math") -> Verdict:
     "Is `pred` equivalent to `gold`? Never takes much longer than `timeout` seconds (plus a worker start)."
     if pred is None or (isinstance(pred, str) and not pred.strip()):
@@ -427,7 +439,7 @@ def check(pred: str | None, gold: str, timeout: float = 5.0, kind: str = "math")
     ok, reason = _WORKER.check(p, g, timeout)
     return Verdict(ok, reason)
 
-
+# %% ../nbs/01_grading.ipynb #cf0ae78e
 def is_equiv(pred: str | None, gold: str, timeout: float = 5.0, kind: str = "math") -> bool:
     "True if `pred` is equivalent to `gold` (math-verify under a hard timeout; a timeout counts as False)."
     return check(pred, gold, timeout=timeout, kind=kind).correct
@@ -466,12 +478,12 @@ def majority_vote(answers: Sequence[str | None], weights: Sequence[float] | None
     top = max(counts.values())
     return next(f for f in counts if counts[f] == top)  # Counter keeps insertion order: earliest form on ties
 
-
+# %% ../nbs/01_grading.ipynb #69987d2e
 def weighted_vote(answers: Sequence[str | None], scores: Sequence[float]) -> str | None:
     "Score-weighted majority vote: the answer maximising the sum of its samples' scores."
     return majority_vote(answers, weights=scores)
 
-
+# %% ../nbs/01_grading.ipynb #d7319250
 def top_scored_answer(answers: Sequence[str | None], scores: Sequence[float]) -> str | None:
     "The (normalised) answer of the single highest-scoring sample; the earliest one on ties; None-answers skipped."
     if len(scores) != len(answers):
@@ -499,22 +511,25 @@ def pass_at_k(n: int, c: int, k: int) -> float:
         prod *= 1.0 - k / i
     return 1.0 - prod
 
-
+# %% ../nbs/01_grading.ipynb #a7abdf55
 def coverage_at_k(correct: Sequence[Sequence[bool]], k: int, estimator: str = "unbiased") -> float:
     """Coverage: the fraction of problems solved by k samples, from each problem's per-sample correctness.
     `estimator="unbiased"`: mean of pass@k over all n >= k samples (Chen et al.); `"first_k"`: any correct among the
     first k samples (the wc-vs-se paper's count at a fixed budget)."""
-    if not correct: raise ValueError("coverage_at_k: no problems")
+    if not correct:
+        raise ValueError("coverage_at_k: no problems")
     if estimator == "unbiased":
         return sum(pass_at_k(len(c), sum(bool(x) for x in c), k) for c in correct) / len(correct)
     if estimator != "first_k":
         raise ValueError(f"coverage_at_k: unknown estimator {estimator!r}; expected 'unbiased' or 'first_k'")
-    if k < 1: raise ValueError(f"coverage_at_k: k must be >= 1, got {k}")
+    if k < 1:
+        raise ValueError(f"coverage_at_k: k must be >= 1, got {k}")
     for i, c in enumerate(correct):
-        if len(c) < k: raise ValueError(f"coverage_at_k: problem {i} has {len(c)} samples, fewer than k={k}")
+        if len(c) < k:
+            raise ValueError(f"coverage_at_k: problem {i} has {len(c)} samples, fewer than k={k}")
     return sum(any(c[:k]) for c in correct) / len(correct)
 
-
+# %% ../nbs/01_grading.ipynb #34dad73f
 def maj_at_k(answers: Sequence[Sequence[str | None]], golds: Sequence[str], k: int, *,
              scores: Sequence[Sequence[float]] | None = None, trials: int = 0, seed: int = 0,
              kind: str = "math", timeout: float = 5.0) -> float:

@@ -27,10 +27,12 @@ def setup_style():
         "axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 10,
         "legend.fontsize": 8, "legend.frameon": False, "axes.prop_cycle": matplotlib.cycler(color=PAPER_COLORS)})
 
+# %% ../nbs/06_plots.ipynb #4d0156eb
 def figure_title(text: str, profile: str, model: str, extra: str | None = None) -> str:
     "A title that names the profile and the model (and says loudly when it is the smoke profile)."
     tag = f"{profile} profile · {model}" + (f" · {extra}" if extra else "")
-    if profile == "smoke": tag = "SMOKE profile (not the paper's result) · " + tag.split(" · ", 1)[1]
+    if profile == "smoke":
+        tag = "SMOKE profile (not the paper's result) · " + tag.split(" · ", 1)[1]
     return f"{text}\n[{tag}]"
 
 # %% ../nbs/06_plots.ipynb #09a6f8dc
@@ -42,7 +44,8 @@ def save_figure(fig, paper: str, name: str, root="figures", close: bool = False)
     paths = [d / f"{name}.png", d / f"{name}.pdf"]
     fig.savefig(paths[0], bbox_inches="tight")
     fig.savefig(paths[1], bbox_inches="tight", metadata={"CreationDate": None})   # same figure, same bytes
-    if close: plt.close(fig)
+    if close:
+        plt.close(fig)
     return paths
 
 # %% ../nbs/06_plots.ipynb #62ea6c9f
@@ -54,17 +57,24 @@ def paper_vs_ours(rows: list, title: str | None = None) -> pd.DataFrame:
                         "diff": round(num(r.get("ours")) - num(r.get("paper")), 6)
                                 if num(r.get("ours")) is not None and num(r.get("paper")) is not None else None,
                         "note": r.get("note", "")} for r in rows], dtype=object)
-    if title: df.attrs["title"] = title
+    if title:
+        df.attrs["title"] = title
     return df
 
+# %% ../nbs/06_plots.ipynb #f0d752d7
 def _strict(x):
     "NaN and infinities become None (JSON null); numpy scalars become Python numbers."
-    if isinstance(x, dict): return {str(k): _strict(v) for k, v in x.items()}
-    if isinstance(x, (list, tuple)): return [_strict(v) for v in x]
+    if isinstance(x, dict):
+        return {str(k): _strict(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [_strict(v) for v in x]
     if hasattr(x, 'item') and not isinstance(x, (str, bytes)):
-        try: x = x.item()
-        except (ValueError, AttributeError): pass
-    if isinstance(x, float) and not math.isfinite(x): return None
+        try:
+            x = x.item()
+        except (ValueError, AttributeError):
+            pass
+    if isinstance(x, float) and not math.isfinite(x):
+        return None
     return x
 
 def write_metrics(run_dir, metrics: dict, name: str = "metrics.json") -> Path:

@@ -8,10 +8,8 @@ Docs: https://reasonbook.github.io/reasonbook/prm.html.md"""
 # %% ../nbs/04_prm.ipynb #648cd114
 from __future__ import annotations
 
-import ast
 import json
 import math
-import operator
 import re
 import warnings
 from dataclasses import dataclass
@@ -21,16 +19,20 @@ from typing import Sequence
 import torch
 import torch.nn as nn
 
+from fastcore.basics import patch
+
+from .arith import check_equations
+
 # %% auto #0
 __all__ = ['AGGREGATIONS', 'CHAT_TEMPLATES', 'TINY_KINDS', 'aggregate', 'plan_batches', 'Encoded', 'PRM', 'tiny_tokenizer',
-           'MathShepherdPRM', 'RLHFlowPRM', 'SkyworkPRM', 'QwenMathPRM', 'tiny_prm', 'LLMJudgePRM', 'check_equations',
-           'OraclePRM', 'prm_family', 'load_prm']
+           'MathShepherdPRM', 'RLHFlowPRM', 'SkyworkPRM', 'QwenMathPRM', 'tiny_prm', 'LLMJudgePRM', 'OraclePRM',
+           'prm_family', 'load_prm']
 
 # %% ../nbs/04_prm.ipynb #4286d880
 AGGREGATIONS = ("last", "min", "mean", "prod")
 _AGG_ALIASES = {"avg": "mean", "average": "mean", "product": "prod", "minimum": "min"}
 
-
+# %% ../nbs/04_prm.ipynb #ae02e156
 def aggregate(scores: Sequence[float], how: str = "last") -> float:
     "Summarise one solution's step `scores` by `how` in last/min/mean/prod (aliases avg, product). No steps -> 0.0."
     key = _AGG_ALIASES.get(how.lower(), how.lower())
@@ -72,7 +74,7 @@ class Encoded:
     input_ids: list[int]
     positions: list[int]
 
-
+# %% ../nbs/04_prm.ipynb #ac392aa9
 class PRM:
     "Base class: `score([(question, steps), ...]) -> [[score per step], ...]` with bounded batching."
     name: str = "prm"
@@ -105,38 +107,42 @@ class PRM:
             out.append((str(q), [str(s) for s in steps]))
         return out
 
-    def score(self, batch: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
-        "One score in [0, 1] per step for each (question, steps) pair."
-        batch = self._check(batch)
-        results: list[list[float]] = [[] for _ in batch]
-        todo = [i for i, (_, steps) in enumerate(batch) if steps]
-        enc = {i: self.encode(*batch[i]) for i in todo}
-        for i in todo:
-            if len(enc[i].positions) != len(batch[i][1]):
-                raise RuntimeError(f"{type(self).__name__}.encode: {len(enc[i].positions)} scored positions for "
-                                   f"{len(batch[i][1])} steps (item {i})")
-        lengths = [len(enc[i].input_ids) for i in todo]
-        for group in plan_batches(lengths, self.max_sequences, self.max_tokens):
-            idx = [todo[g] for g in group]
-            width = max(len(enc[i].input_ids) for i in idx)
-            ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
-            mask = torch.zeros((len(idx), width), dtype=torch.long)
-            for r, i in enumerate(idx):
-                n = len(enc[i].input_ids)
-                ids[r, :n] = torch.tensor(enc[i].input_ids)
-                mask[r, :n] = 1
-            with torch.inference_mode():
-                out = self._forward(ids, mask, [enc[i].positions for i in idx])
-            self.tokens_scored += int(mask.sum())
-            self.forward_passes += 1
-            for r, i in enumerate(idx):
-                results[i] = [float(x) for x in out[r]]
-        return results
-
     pad_id: int = 0
 
-    def __repr__(self):
-        return f"{type(self).__name__}(name={self.name!r}, max_sequences={self.max_sequences}, max_tokens={self.max_tokens})"
+# %% ../nbs/04_prm.ipynb #7f4eca00
+@patch
+def score(self: PRM, batch: Sequence[tuple[str, Sequence[str]]]) -> list[list[float]]:
+    "One score in [0, 1] per step for each (question, steps) pair."
+    batch = self._check(batch)
+    results: list[list[float]] = [[] for _ in batch]
+    todo = [i for i, (_, steps) in enumerate(batch) if steps]
+    enc = {i: self.encode(*batch[i]) for i in todo}
+    for i in todo:
+        if len(enc[i].positions) != len(batch[i][1]):
+            raise RuntimeError(f"{type(self).__name__}.encode: {len(enc[i].positions)} scored positions for "
+                               f"{len(batch[i][1])} steps (item {i})")
+    lengths = [len(enc[i].input_ids) for i in todo]
+    for group in plan_batches(lengths, self.max_sequences, self.max_tokens):
+        idx = [todo[g] for g in group]
+        width = max(len(enc[i].input_ids) for i in idx)
+        ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
+        mask = torch.zeros((len(idx), width), dtype=torch.long)
+        for r, i in enumerate(idx):
+            n = len(enc[i].input_ids)
+            ids[r, :n] = torch.tensor(enc[i].input_ids)
+            mask[r, :n] = 1
+        with torch.inference_mode():
+            out = self._forward(ids, mask, [enc[i].positions for i in idx])
+        self.tokens_scored += int(mask.sum())
+        self.forward_passes += 1
+        for r, i in enumerate(idx):
+            results[i] = [float(x) for x in out[r]]
+    return results
+
+# %% ../nbs/04_prm.ipynb #9721c8d7
+@patch
+def __repr__(self: PRM):
+    return f"{type(self).__name__}(name={self.name!r}, max_sequences={self.max_sequences}, max_tokens={self.max_tokens})"
 
 # %% ../nbs/04_prm.ipynb #640a8c03
 def _tokens_at_chars(tokenizer, text: str, char_positions: Sequence[int]) -> tuple[list[int], list[int]]:
@@ -153,7 +159,7 @@ def _tokens_at_chars(tokenizer, text: str, char_positions: Sequence[int]) -> tup
         out.append(hit[-1])
     return ids, out
 
-
+# %% ../nbs/04_prm.ipynb #fe4f8bf5
 def _single_token_id(tokenizer, s: str, where: str) -> int:
     "The id of `s`, which must be exactly one token."
     ids = tokenizer.encode(s, add_special_tokens=False)
@@ -173,7 +179,7 @@ def _decoder_body(model):
 def _count_params(model) -> int:
     return sum(p.numel() for p in model.parameters())
 
-
+# %% ../nbs/04_prm.ipynb #0ecd3857
 class _CausalLMPRM(PRM):
     "A PRM that reads P(good) vs P(bad) next-token probabilities of a causal LM at scored positions."
     good: tuple[str, ...] = ("+",)
@@ -193,19 +199,21 @@ class _CausalLMPRM(PRM):
     def _candidate_ids(self, words) -> list[int]:
         return [_single_token_id(self.tokenizer, w, f"{type(self).__name__} candidate token") for w in words]
 
-    def _forward(self, input_ids, attention_mask, positions):
-        dev = next(self.model.parameters()).device
-        hidden = _decoder_body(self.model)(input_ids=input_ids.to(dev),
-                                           attention_mask=attention_mask.to(dev)).last_hidden_state
-        W = self.model.get_output_embeddings().weight
-        cand = torch.tensor(self.good_ids + self.bad_ids, device=dev)
-        out = []
-        for r, pos in enumerate(positions):
-            h = hidden[r, torch.tensor(pos, device=dev)]                 # (steps, hidden)
-            logits = (h @ W[cand].T).float()                              # (steps, |good|+|bad|)
-            p = logits.softmax(-1)[:, : len(self.good_ids)].sum(-1)
-            out.append(p.cpu().tolist())
-        return out
+# %% ../nbs/04_prm.ipynb #bb3df888
+@patch
+def _forward(self: _CausalLMPRM, input_ids, attention_mask, positions):
+    dev = next(self.model.parameters()).device
+    hidden = _decoder_body(self.model)(input_ids=input_ids.to(dev),
+                                       attention_mask=attention_mask.to(dev)).last_hidden_state
+    W = self.model.get_output_embeddings().weight
+    cand = torch.tensor(self.good_ids + self.bad_ids, device=dev)
+    out = []
+    for r, pos in enumerate(positions):
+        h = hidden[r, torch.tensor(pos, device=dev)]                 # (steps, hidden)
+        logits = (h @ W[cand].T).float()                              # (steps, |good|+|bad|)
+        p = logits.softmax(-1)[:, : len(self.good_ids)].sum(-1)
+        out.append(p.cpu().tolist())
+    return out
 
 # %% ../nbs/04_prm.ipynb #47ac21f8
 CHAT_TEMPLATES = {
@@ -215,6 +223,8 @@ CHAT_TEMPLATES = {
                "{{ m['content'] }}<|eot_id|>{% endfor %}"
                "{% if add_generation_prompt %}<|start_header_id|>assistant<|end_header_id|>\n\n{% endif %}"),
 }
+
+# %% ../nbs/04_prm.ipynb #8969a33a
 _TINY_SPECIAL = ["<pad>", "<s>", "</s>", "<|im_start|>", "<|im_end|>", "<|begin_of_text|>", "<|start_header_id|>",
                  "<|end_header_id|>", "<|eot_id|>", "<extra_0>"]
 _TINY_CORPUS = [
@@ -226,7 +236,7 @@ _TINY_CORPUS = [
     "yes no yes no yes no yes no yes no yes no",
 ]
 
-
+# %% ../nbs/04_prm.ipynb #1f28a3dc
 def tiny_tokenizer(template: str = "chatml", vocab_size: int = 400):
     "A small byte-level BPE fast tokenizer with the special tokens and chat template the PRM conventions need."
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
@@ -249,16 +259,6 @@ class MathShepherdPRM(_CausalLMPRM):
     "Math-Shepherd (peiyi9979/math-shepherd-mistral-7b-prm): P('+') vs '-' at the ' ки' tag ending each step."
     tag = " ки"
 
-    def build_text(self, question: str, steps: Sequence[str]) -> tuple[str, list[int]]:
-        "The PRM input text and the character index of the last character of each step's tag."
-        text, chars = f"{question.strip()} ", []
-        for k, step in enumerate(steps):
-            text += re.sub(r"\s*\n\s*", " ", step.strip()) + self.tag
-            chars.append(len(text) - 1)
-            if k < len(steps) - 1:
-                text += "\n"
-        return text, chars
-
     def encode(self, question, steps):
         text, chars = self.build_text(question, steps)
         ids, pos = _tokens_at_chars(self.tokenizer, text, chars)
@@ -269,6 +269,18 @@ class MathShepherdPRM(_CausalLMPRM):
     def from_pretrained(cls, path="peiyi9979/math-shepherd-mistral-7b-prm", device=None, dtype=None, **kw):
         model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None))
         return cls(model, tok, **kw)
+
+# %% ../nbs/04_prm.ipynb #6e655f20
+@patch
+def build_text(self: MathShepherdPRM, question: str, steps: Sequence[str]) -> tuple[str, list[int]]:
+    "The PRM input text and the character index of the last character of each step's tag."
+    text, chars = f"{question.strip()} ", []
+    for k, step in enumerate(steps):
+        text += re.sub(r"\s*\n\s*", " ", step.strip()) + self.tag
+        chars.append(len(text) - 1)
+        if k < len(steps) - 1:
+            text += "\n"
+    return text, chars
 
 # %% ../nbs/04_prm.ipynb #5e5712fa
 _PLACEHOLDER = "\ue000"
@@ -282,7 +294,7 @@ def _auto_device(device=None, dtype=None):
         dtype = torch.bfloat16 if device is not None and str(device).startswith("cuda") else torch.float32
     return device, dtype
 
-
+# %% ../nbs/04_prm.ipynb #5e79fc43
 def _load_causal_lm(path, device=None, dtype=None, tokenizer=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     device, dtype = _auto_device(device, dtype)
@@ -292,7 +304,7 @@ def _load_causal_lm(path, device=None, dtype=None, tokenizer=None):
         model = model.to(device)
     return model, tok
 
-
+# %% ../nbs/04_prm.ipynb #c5a1a2da
 class RLHFlowPRM(_CausalLMPRM):
     "RLHFlow PRMs: chat with each step a user turn answered '+'; P('+') vs '-' at the position predicting that '+'."
     answer = "+"
@@ -305,35 +317,39 @@ class RLHFlowPRM(_CausalLMPRM):
             conv += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
         return conv
 
-    def build_text(self, question, steps) -> tuple[str, list[int]]:
-        "Rendered conversation and the character index of each assistant answer."
-        rendered = self.tokenizer.apply_chat_template(self.conversation(question, steps, _PLACEHOLDER),
-                                                      tokenize=False, add_generation_prompt=False)
-        chars = [m.start() for m in re.finditer(_PLACEHOLDER, rendered)]
-        if len(chars) != len(steps):
-            raise RuntimeError(f"{type(self).__name__}: chat template rendered {len(chars)} answers for {len(steps)} steps")
-        # the answer may be longer than one character ("yes"): place it and shift later positions
-        text, out, shift = rendered, [], 0
-        for c in chars:
-            out.append(c + shift)
-            shift += len(self.answer) - 1
-        text = rendered.replace(_PLACEHOLDER, self.answer)
-        return text, out
-
-    def encode(self, question, steps):
-        text, chars = self.build_text(question, steps)
-        ids, tok_pos = _tokens_at_chars(self.tokenizer, text, chars)
-        answer_id = self.good_ids[self.good.index(self.answer)] if self.answer in self.good else None
-        for t in tok_pos:
-            if answer_id is not None and ids[t] != answer_id:
-                raise RuntimeError(f"{type(self).__name__}: the assistant answer {self.answer!r} merged with "
-                                   f"neighbouring text into token {self.tokenizer.convert_ids_to_tokens(ids[t])!r}")
-        return Encoded(ids, [t - 1 for t in tok_pos])   # the position that predicts the answer token
-
     @classmethod
     def from_pretrained(cls, path="RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", device=None, dtype=None, **kw):
         model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None))
         return cls(model, tok, **kw)
+
+# %% ../nbs/04_prm.ipynb #84c3aa9c
+@patch
+def build_text(self: RLHFlowPRM, question, steps) -> tuple[str, list[int]]:
+    "Rendered conversation and the character index of each assistant answer."
+    rendered = self.tokenizer.apply_chat_template(self.conversation(question, steps, _PLACEHOLDER),
+                                                  tokenize=False, add_generation_prompt=False)
+    chars = [m.start() for m in re.finditer(_PLACEHOLDER, rendered)]
+    if len(chars) != len(steps):
+        raise RuntimeError(f"{type(self).__name__}: chat template rendered {len(chars)} answers for {len(steps)} steps")
+    # the answer may be longer than one character ("yes"): place it and shift later positions
+    text, out, shift = rendered, [], 0
+    for c in chars:
+        out.append(c + shift)
+        shift += len(self.answer) - 1
+    text = rendered.replace(_PLACEHOLDER, self.answer)
+    return text, out
+
+# %% ../nbs/04_prm.ipynb #4e59a7c7
+@patch
+def encode(self: RLHFlowPRM, question, steps):
+    text, chars = self.build_text(question, steps)
+    ids, tok_pos = _tokens_at_chars(self.tokenizer, text, chars)
+    answer_id = self.good_ids[self.good.index(self.answer)] if self.answer in self.good else None
+    for t in tok_pos:
+        if answer_id is not None and ids[t] != answer_id:
+            raise RuntimeError(f"{type(self).__name__}: the assistant answer {self.answer!r} merged with "
+                               f"neighbouring text into token {self.tokenizer.convert_ids_to_tokens(ids[t])!r}")
+    return Encoded(ids, [t - 1 for t in tok_pos])   # the position that predicts the answer token
 
 # %% ../nbs/04_prm.ipynb #001c6606
 class _ValueHead(nn.Module):
@@ -345,7 +361,7 @@ class _ValueHead(nn.Module):
     def forward(self, h):
         return self.summary(h).squeeze(-1)
 
-
+# %% ../nbs/04_prm.ipynb #03ce3da5
 class _QwenPRMHead(nn.Module):
     "Qwen2.5-Math-PRM's head: Linear(h, h) -> ReLU -> Linear(h, 2) (layout `score.0`, `score.2`)."
     def __init__(self, hidden):
@@ -355,7 +371,7 @@ class _QwenPRMHead(nn.Module):
     def forward(self, h):
         return self.score(h)
 
-
+# %% ../nbs/04_prm.ipynb #3f8962d9
 class _HeadModel(nn.Module):
     "A transformer body (AutoModel) with a per-token head."
     def __init__(self, body, head, head_prefix: str):
@@ -370,16 +386,18 @@ class _HeadModel(nn.Module):
         # _ValueHead keys are 'summary.*' -> 'v_head.summary.*'; _QwenPRMHead keys are 'score.*' -> 'score.*'
         return {(f"{self.head_prefix}.{k}" if self.head_prefix else k): v for k, v in sd.items()}
 
-    def save_pretrained(self, path):
-        from safetensors.torch import save_file
-        path = Path(path)
-        path.mkdir(parents=True, exist_ok=True)
-        self.model.config.save_pretrained(path)
-        sd = {f"model.{k}": v.contiguous() for k, v in self.model.state_dict().items()}
-        sd.update({k: v.contiguous() for k, v in self.head_state().items()})
-        save_file(sd, str(path / "model.safetensors"))
+# %% ../nbs/04_prm.ipynb #27f2fa0f
+@patch
+def save_pretrained(self: _HeadModel, path):
+    from safetensors.torch import save_file
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    self.model.config.save_pretrained(path)
+    sd = {f"model.{k}": v.contiguous() for k, v in self.model.state_dict().items()}
+    sd.update({k: v.contiguous() for k, v in self.head_state().items()})
+    save_file(sd, str(path / "model.safetensors"))
 
-
+# %% ../nbs/04_prm.ipynb #36ee1434
 def _load_head_tensors(path, suffixes: Sequence[str]) -> dict:
     "Find tensors whose names end with `suffixes` in the checkpoint's safetensors files (local folder or Hub id)."
     from safetensors import safe_open
@@ -401,7 +419,7 @@ def _load_head_tensors(path, suffixes: Sequence[str]) -> dict:
         raise KeyError(f"PRM head: tensors {missing} not found in the safetensors files of {path}")
     return found
 
-
+# %% ../nbs/04_prm.ipynb #f61d31e3
 class _HeadPRM(PRM):
     "A PRM reading a per-token head at scored positions."
     head_prefix = ""
@@ -415,15 +433,6 @@ class _HeadPRM(PRM):
 
     def _head_to_prob(self, out: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
-
-    def _forward(self, input_ids, attention_mask, positions):
-        dev = next(self.model.parameters()).device
-        body = self.model.model(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev)).last_hidden_state
-        out = []
-        for r, pos in enumerate(positions):
-            h = body[r, torch.tensor(pos, device=dev)]
-            out.append(self._head_to_prob(self.model.head(h).float()).cpu().tolist())
-        return out
 
     @classmethod
     def _from_pretrained(cls, path, head_cls, suffix_map: dict, device=None, dtype=None, tokenizer=None, **kw):
@@ -439,21 +448,22 @@ class _HeadPRM(PRM):
             model = model.to(device)
         return cls(model, tok, **kw)
 
+# %% ../nbs/04_prm.ipynb #10ff6534
+@patch
+def _forward(self: _HeadPRM, input_ids, attention_mask, positions):
+    dev = next(self.model.parameters()).device
+    body = self.model.model(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev)).last_hidden_state
+    out = []
+    for r, pos in enumerate(positions):
+        h = body[r, torch.tensor(pos, device=dev)]
+        out.append(self._head_to_prob(self.model.head(h).float()).cpu().tolist())
+    return out
+
 # %% ../nbs/04_prm.ipynb #2b133e6e
 class SkyworkPRM(_HeadPRM):
     "Skywork-o1-Open-PRM: sigmoid of a value head at the '\\n' token that ends each step."
     head_prefix = "v_head"
     step_token = "\n"
-
-    def encode(self, question, steps):
-        tok = self.tokenizer
-        nl = tok.encode(self.step_token, add_special_tokens=False)[-1]
-        ids = tok.encode((tok.bos_token or "") + question + "\n", add_special_tokens=False)
-        pos = []
-        for step in steps:
-            ids += tok.encode(re.sub(r"\s*\n\s*", " ", step.strip()), add_special_tokens=False) + [nl]
-            pos.append(len(ids) - 1)
-        return Encoded(ids, pos)
 
     def _head_to_prob(self, out):
         return torch.sigmoid(out)
@@ -464,24 +474,24 @@ class SkyworkPRM(_HeadPRM):
         return cls._from_pretrained(path, _ValueHead, {"v_head.summary.weight": "summary.weight",
                                                        "v_head.summary.bias": "summary.bias"}, device, dtype, **kw)
 
+# %% ../nbs/04_prm.ipynb #f63cb5fc
+@patch
+def encode(self: SkyworkPRM, question, steps):
+    tok = self.tokenizer
+    nl = tok.encode(self.step_token, add_special_tokens=False)[-1]
+    ids = tok.encode((tok.bos_token or "") + question + "\n", add_special_tokens=False)
+    pos = []
+    for step in steps:
+        ids += tok.encode(re.sub(r"\s*\n\s*", " ", step.strip()), add_special_tokens=False) + [nl]
+        pos.append(len(ids) - 1)
+    return Encoded(ids, pos)
+
 # %% ../nbs/04_prm.ipynb #1d48e8f5
 class QwenMathPRM(_HeadPRM):
     "Qwen2.5-Math-PRM: softmax over 2 labels at each '<extra_0>' step separator, class 1."
     head_prefix = ""
     sep = "<extra_0>"
     system = "Please reason step by step, and put your final answer within \\boxed{}."
-
-    def encode(self, question, steps):
-        tok = self.tokenizer
-        sep_id = _single_token_id(tok, self.sep, "QwenMathPRM separator")
-        assistant = "".join(s.strip().replace(self.sep, "") + self.sep for s in steps)
-        text = tok.apply_chat_template([{"role": "system", "content": self.system},
-                                        {"role": "user", "content": question},
-                                        {"role": "assistant", "content": assistant}],
-                                       tokenize=False, add_generation_prompt=False)
-        ids = tok.encode(text, add_special_tokens=False)
-        pos = [i for i, t in enumerate(ids) if t == sep_id]
-        return Encoded(ids, pos)
 
     def _head_to_prob(self, out):
         return out.softmax(-1)[:, 1]
@@ -491,10 +501,24 @@ class QwenMathPRM(_HeadPRM):
         m = {f"score.{i}.{w}": f"score.{i}.{w}" for i in (0, 2) for w in ("weight", "bias")}
         return cls._from_pretrained(path, _QwenPRMHead, m, device, dtype, **kw)
 
+# %% ../nbs/04_prm.ipynb #ec12a3ba
+@patch
+def encode(self: QwenMathPRM, question, steps):
+    tok = self.tokenizer
+    sep_id = _single_token_id(tok, self.sep, "QwenMathPRM separator")
+    assistant = "".join(s.strip().replace(self.sep, "") + self.sep for s in steps)
+    text = tok.apply_chat_template([{"role": "system", "content": self.system},
+                                    {"role": "user", "content": question},
+                                    {"role": "assistant", "content": assistant}],
+                                   tokenize=False, add_generation_prompt=False)
+    ids = tok.encode(text, add_special_tokens=False)
+    pos = [i for i, t in enumerate(ids) if t == sep_id]
+    return Encoded(ids, pos)
+
 # %% ../nbs/04_prm.ipynb #9908b1e6
 TINY_KINDS = ("math-shepherd", "rlhflow", "skywork", "qwen-math-prm")
 
-
+# %% ../nbs/04_prm.ipynb #d989bfb6
 def tiny_prm(kind: str, seed: int = 0, **kw) -> PRM:
     "A PRM of `kind` around a 2-layer random-weight model of the real PRM's architecture (for tests and examples)."
     from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2Model
@@ -522,24 +546,6 @@ class LLMJudgePRM(RLHFlowPRM):
     bad = ("no", "No")
     system = "Check a math solution step by step. Reply yes if a step is correct, no if it has a mistake."
 
-    def conversation(self, question, steps, answer):
-        conv = [{"role": "system", "content": self.system}]
-        for k, step in enumerate(steps):
-            text = (f"Problem: {question}\nStep {k + 1}: {step.strip()}\nCorrect?" if k == 0
-                    else f"Step {k + 1}: {step.strip()}\nCorrect?")
-            conv += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
-        return conv
-
-    def _candidate_ids(self, words):
-        ids = []
-        for w in words:
-            t = self.tokenizer.encode(w, add_special_tokens=False)
-            if len(t) == 1:
-                ids.append(t[0])
-        if not ids:
-            raise ValueError(f"LLMJudgePRM: none of {words} is a single token for this tokenizer")
-        return ids
-
     @classmethod
     def from_backend(cls, backend, **kw):
         "Reuse an HFBackend's model and tokenizer (no second copy in memory)."
@@ -553,49 +559,32 @@ class LLMJudgePRM(RLHFlowPRM):
         model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None))
         return cls(model, tok, **kw)
 
+# %% ../nbs/04_prm.ipynb #ad7bbf65
+@patch
+def conversation(self: LLMJudgePRM, question, steps, answer):
+    conv = [{"role": "system", "content": self.system}]
+    for k, step in enumerate(steps):
+        text = (f"Problem: {question}\nStep {k + 1}: {step.strip()}\nCorrect?" if k == 0
+                else f"Step {k + 1}: {step.strip()}\nCorrect?")
+        conv += [{"role": "user", "content": text}, {"role": "assistant", "content": answer}]
+    return conv
+
+# %% ../nbs/04_prm.ipynb #188cf329
+@patch
+def _candidate_ids(self: LLMJudgePRM, words):
+    ids = []
+    for w in words:
+        t = self.tokenizer.encode(w, add_special_tokens=False)
+        if len(t) == 1:
+            ids.append(t[0])
+    if not ids:
+        raise ValueError(f"LLMJudgePRM: none of {words} is a single token for this tokenizer")
+    return ids
+
 # %% ../nbs/04_prm.ipynb #07e5e753
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-_EQ = re.compile(r"([\d\s\.\+\-\*/×x·÷\(\)]*\d[\d\s\.\+\-\*/×x·÷\(\)]*?)\s*=\s*\$?(-?\d+(?:\.\d+)?)")
 _FINAL = re.compile(r"\\boxed\{([^{}]*)\}|answer is:?\s*\$?(-?\d+(?:\.\d+)?)", re.I)
 
-
-def _safe_eval(expr: str):
-    "Evaluate + - * / arithmetic on numbers; None if it is not such an expression."
-    expr = expr.replace("×", "*").replace("·", "*").replace("÷", "/").replace("x", "*").strip()
-    if not expr or not re.search(r"\d", expr):
-        return None
-    try:
-        node = ast.parse(expr, mode="eval").body
-    except SyntaxError:
-        return None
-
-    def ev(n):
-        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)):
-            return n.value
-        if isinstance(n, ast.BinOp) and type(n.op) in _OPS:
-            return _OPS[type(n.op)](ev(n.left), ev(n.right))
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub):
-            return -ev(n.operand)
-        raise ValueError
-    try:
-        return ev(node)
-    except (ValueError, ZeroDivisionError):
-        return None
-
-
-def check_equations(step: str) -> list[bool]:
-    "True/False for each `expression = number` equation in `step` (expressions with an operator only)."
-    out = []
-    for lhs, rhs in _EQ.findall(step):
-        lhs = lhs.strip()
-        if not re.search(r"\d\s*[\+\-\*/×x·÷]\s*\(?\s*\d", lhs):
-            continue                      # "x = 5" or "= 7" alone: nothing to check
-        v = _safe_eval(lhs)
-        if v is not None:
-            out.append(abs(v - float(rhs)) < 1e-6)
-    return out
-
-
+# %% ../nbs/04_prm.ipynb #48e780ff
 class OraclePRM(PRM):
     "ORACLE (not a learned PRM): checks each step's arithmetic; optionally the final answer against `golds`."
     def __init__(self, golds: dict[str, str] | None = None, correct=1.0, wrong=0.0, neutral=0.5):
@@ -615,20 +604,22 @@ class OraclePRM(PRM):
             return neutral
         return correct if all(checks) else wrong
 
-    def score(self, batch):
-        batch = self._check(batch)
-        self.tokens_scored += sum(len(" ".join(s).split()) for _, s in batch)   # nominal; an oracle costs no FLOPs
-        out = [[self.step_score(q, s) for s in steps] for q, steps in batch]
-        if self.golds is not None:
-            # the last step also carries the outcome: the solution's final answer, extracted as the grader does
-            from reasonbook.grading import extract_answer, is_equiv
-            for (q, steps), sc in zip(batch, out):
-                if steps and q in self.golds:
-                    ok = is_equiv(extract_answer("\n\n".join(steps)), self.golds[q])
-                    sc[-1] = min(sc[-1], self.values[0]) if ok else self.values[1]
-        return out
+# %% ../nbs/04_prm.ipynb #115a7d2b
+@patch
+def score(self: OraclePRM, batch):
+    batch = self._check(batch)
+    self.tokens_scored += sum(len(" ".join(s).split()) for _, s in batch)   # nominal; an oracle costs no FLOPs
+    out = [[self.step_score(q, s) for s in steps] for q, steps in batch]
+    if self.golds is not None:
+        # the last step also carries the outcome: the solution's final answer, extracted as the grader does
+        from reasonbook.grading import extract_answer, is_equiv
+        for (q, steps), sc in zip(batch, out):
+            if steps and q in self.golds:
+                ok = is_equiv(extract_answer("\n\n".join(steps)), self.golds[q])
+                sc[-1] = min(sc[-1], self.values[0]) if ok else self.values[1]
+    return out
 
-
+# %% ../nbs/04_prm.ipynb #2fa607a7
 def _num_equal(a: str, b: str) -> bool:
     try:
         return abs(float(str(a).replace(",", "").strip()) - float(str(b).replace(",", "").strip())) < 1e-6
@@ -639,7 +630,7 @@ def _num_equal(a: str, b: str) -> bool:
 _FAMILIES = {"math-shepherd": MathShepherdPRM, "rlhflow": RLHFlowPRM, "skywork": SkyworkPRM,
              "qwen-math-prm": QwenMathPRM}
 
-
+# %% ../nbs/04_prm.ipynb #7d9a4577
 def prm_family(name: str) -> str | None:
     "Which convention a PRM model id belongs to (by name), or None."
     n = name.lower()
@@ -653,7 +644,7 @@ def prm_family(name: str) -> str | None:
         return "qwen-math-prm"
     return None
 
-
+# %% ../nbs/04_prm.ipynb #90b3a352
 def load_prm(spec: str, device=None, dtype=None, backend=None, **kw) -> PRM:
     "Build a PRM from a spec string (see above). `backend`: reuse its model for `judge:embedded`."
     golds = kw.pop("golds", None)

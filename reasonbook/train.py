@@ -80,10 +80,12 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[st
         rows = [_split_ids(tokenizer, p, c) for p, c in zip(prompts[s:s + batch_size], completions[s:s + batch_size])]
         L = max(len(p) + len(c) for p, c in rows)
         ids = torch.full((len(rows), L), tokenizer.pad_token_id or 0, dtype=torch.long)
-        att = torch.zeros_like(ids); lab = torch.full_like(ids, -100)
+        att = torch.zeros_like(ids)
+        lab = torch.full_like(ids, -100)
         for i, (p, c) in enumerate(rows):  # right padding
             seq = p + c
-            ids[i, :len(seq)] = torch.tensor(seq); att[i, :len(seq)] = 1
+            ids[i, :len(seq)] = torch.tensor(seq)
+            att[i, :len(seq)] = 1
             lab[i, len(p):len(seq)] = torch.tensor(c, dtype=torch.long) if c else lab[i, len(p):len(seq)]
         logits = model(input_ids=ids.to(dev), attention_mask=att.to(dev)).logits.float()
         lp = torch.log_softmax(logits[:, :-1], -1)
@@ -93,6 +95,7 @@ def sequence_logprobs(model, tokenizer, prompts: list[str], completions: list[st
         out += [(float(a), int(b)) for a, b in zip(tok_lp.sum(-1).cpu(), mask.sum(-1).cpu())]
     return out
 
+# %% ../nbs/05_train.ipynb #d6412dc6
 def completion_nll(model, tokenizer, data: list[dict]) -> float:
     "Mean NLL per completion token over `data` (dicts with `prompt`, `completion`)."
     lp = sequence_logprobs(model, tokenizer, [d["prompt"] for d in data], [d["completion"] for d in data])
@@ -101,6 +104,7 @@ def completion_nll(model, tokenizer, data: list[dict]) -> float:
         raise ValueError("completion_nll: no completion tokens in data")
     return -tot / n
 
+# %% ../nbs/05_train.ipynb #3117a577
 def dpo_loss(policy, reference, tokenizer, pairs: list[dict], beta: float = 0.1) -> float:
     "Mean DPO loss of `policy` against `reference` on `pairs` (dicts with `prompt`, `chosen`, `rejected`)."
     P = [p["prompt"] for p in pairs]
@@ -139,6 +143,7 @@ def _lora_config(lora: dict | None):
     kw.update(lora)
     return LoraConfig(**kw)
 
+# %% ../nbs/05_train.ipynb #9017db11
 def _common_args(output_dir, epochs, lr, batch_size, max_steps, seed, trl_kwargs) -> dict:
     kw = dict(output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=lr,
               per_device_train_batch_size=batch_size, max_steps=max_steps, seed=seed, data_seed=seed,
@@ -154,6 +159,7 @@ def _common_args(output_dir, epochs, lr, batch_size, max_steps, seed, trl_kwargs
     kw.update(trl_kwargs)
     return kw
 
+# %% ../nbs/05_train.ipynb #10d604c5
 def _check_rows(rows: list[dict], keys: tuple[str, ...], fn: str):
     if not rows:
         raise ValueError(f"train.{fn}: empty training data")
@@ -162,6 +168,7 @@ def _check_rows(rows: list[dict], keys: tuple[str, ...], fn: str):
         if missing:
             raise ValueError(f"train.{fn}: row {i} lacks string field(s) {missing}: {str(r)[:120]}")
 
+# %% ../nbs/05_train.ipynb #f4db45cc
 class _quiet:
     "Silence `datasets` progress bars and the Trainer's per-step log printing for the duration of a run."
     def __enter__(self):
@@ -174,6 +181,7 @@ class _quiet:
         if self._on:
             datasets.enable_progress_bars()
 
+# %% ../nbs/05_train.ipynb #b5372c81
 class compact_cpu_logprobs:
     """Make TRL's fused LM head score only the labelled positions on the CPU too (a context manager).
 
@@ -197,6 +205,7 @@ class compact_cpu_logprobs:
         if self._orig is not None:
             self._u._use_triton = self._orig
 
+# %% ../nbs/05_train.ipynb #21cf35ea
 def _train(trainer):
     from transformers.trainer_callback import PrinterCallback
     trainer.remove_callback(PrinterCallback)
@@ -213,7 +222,8 @@ def _finish(trainer, tok, output_dir, lora, t0) -> TrainResult:
         if lora:
             model = model.merge_and_unload()
         out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out); tok.save_pretrained(out)
+        model.save_pretrained(out)
+        tok.save_pretrained(out)
     acc.wait_for_everyone()
     return TrainResult(out, losses, int(trainer.state.global_step), time.time() - t0)
 
@@ -256,6 +266,7 @@ def _dpo_trainer_cls():
 
     return PrefixAwareDPOTrainer
 
+# %% ../nbs/05_train.ipynb #14db7335
 def dpo(model, pairs: list[dict], output_dir, *, beta: float = 0.1, ref_model=None, epochs: float = 1,
         lr: float = 5e-7, batch_size: int = 8, max_steps: int = -1, lora: dict | None = None, seed: int = 0,
         **trl_kwargs) -> TrainResult:
@@ -298,6 +309,7 @@ def main(argv=None):
         (Path(a.out) / "train_result.json").write_text(json.dumps(_result_json(res, len(rows))))
     return res
 
+# %% ../nbs/05_train.ipynb #e37939f6
 def launch(method: str, model, data: list[dict], output_dir, launcher: str = "", **kwargs) -> TrainResult:
     "Run `sft`/`dpo` in-process (`launcher=\"\"`) or as `<launcher> -m reasonbook.train …` (e.g. accelerate launch)."
     import json, shlex, subprocess, sys
@@ -305,7 +317,8 @@ def launch(method: str, model, data: list[dict], output_dir, launcher: str = "",
         raise ValueError(f"train.launch: method must be 'sft' or 'dpo', got {method!r}")
     if not launcher:
         return (sft if method == "sft" else dpo)(model, data, output_dir, **kwargs)
-    out = Path(output_dir); out.mkdir(parents=True, exist_ok=True)
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
     with open(out / "train_data.jsonl", "w") as f:
         for r in data:
             f.write(json.dumps(r) + "\n")

@@ -225,10 +225,3 @@ def test_arithmetic_is_seeded_and_prefix_stable():
         arithmetic_dataset(5, level=0)
 
 
-def test_split_steps():
-    assert split_steps("a\n\nb\n\n\n\nc\n") == ["a", "b", "c"]
-    assert split_steps("") == []
-    assert split_steps("one step") == ["one step"]
-    assert split_steps("x; y", delimiter=";") == ["x", "y"]
-    with pytest.raises(ValueError):
-        split_steps("x", delimiter="")

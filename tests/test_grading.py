@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from reasonbook import grading
-from reasonbook.grading import (Verdict, top_scored_answer, check, coverage_at_k, extract_answer, grade, is_equiv, last_boxed,
-                                maj_at_k, majority_vote, normalize_answer, pass_at_k, weighted_vote)
+from reasonbook.grading import (Verdict, check, extract_answer, grade, is_equiv, maj_at_k, normalize_answer,
+                                pass_at_k)
 
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 needs_shared = pytest.mark.skipif(not (SHARED_DATA / "math500.jsonl").is_file(),
@@ -127,16 +127,6 @@ def test_extract_answer(text, kind, want):
     assert extract_answer(text, kind=kind) == want
 
 
-def test_extract_answer_rejects_unknown_kind():
-    with pytest.raises(ValueError, match="unknown kind"):
-        extract_answer("x", kind="code")
-
-
-def test_last_boxed_unbalanced_and_nested():
-    assert last_boxed(r"\boxed{\frac{1}{2}") is None
-    assert last_boxed(r"\boxed{a{b{c}}d}") == "a{b{c}}d"
-
-
 def test_grade_on_generated_solutions():
     from reasonbook.data import arithmetic_dataset
     for level in (1, 2, 3, 4, 5):
@@ -173,25 +163,6 @@ def test_extraction_on_real_gsm8k_rows():
 
 
 # ---------------------------------------------------------------- voting
-def test_majority_vote_normalises_and_breaks_ties_by_first_appearance():
-    assert majority_vote(["12", "12.0", r"\boxed{12}", "7", "7"]) == "12"
-    assert majority_vote(["7", "12", "12", "7"]) == "7"  # 2-2: "7" was seen first
-    assert majority_vote(["12", "7", "7", "12"]) == "12"
-    assert majority_vote([None, "5", None]) == "5"
-    assert majority_vote([None, None]) is None
-    assert majority_vote([]) is None
-    assert majority_vote(["1/2", "0.5", r"\frac{1}{2}", "3", "3"]) == "1/2"  # one numeric bucket of three
-
-
-def test_weighted_vote_and_best_of_n():
-    assert weighted_vote(["3", "4", "4"], [0.9, 0.3, 0.4]) == "3"
-    assert weighted_vote(["3", "4", "4"], [0.5, 0.3, 0.4]) == "4"
-    assert top_scored_answer(["3", "4", "4"], [0.5, 0.3, 0.4]) == "3"
-    assert top_scored_answer([None, "4"], [0.9, 0.1]) == "4"
-    with pytest.raises(ValueError):
-        weighted_vote(["3"], [0.1, 0.2])
-
-
 # ---------------------------------------------------------------- metrics
 def brute_pass_at_k(n, c, k):
     outcomes = [True] * c + [False] * (n - c)
@@ -204,22 +175,6 @@ def test_pass_at_k_matches_brute_force(n):
     for c in range(n + 1):
         for k in range(1, n + 1):
             assert pass_at_k(n, c, k) == pytest.approx(brute_pass_at_k(n, c, k), abs=1e-12), (n, c, k)
-
-
-def test_pass_at_k_edge_cases():
-    assert pass_at_k(100, 0, 10) == 0.0
-    assert pass_at_k(100, 100, 1) == 1.0
-    assert pass_at_k(100, 3, 1) == pytest.approx(0.03)
-    for bad in [(5, 6, 1), (5, -1, 1), (5, 2, 0), (5, 2, 6)]:
-        with pytest.raises(ValueError):
-            pass_at_k(*bad)
-
-
-def test_cov_at_k():
-    correct = [[True, False, False, False], [False] * 4, [True, True, False, False]]
-    want = (pass_at_k(4, 1, 2) + 0 + pass_at_k(4, 2, 2)) / 3
-    assert coverage_at_k(correct, 2) == pytest.approx(want)
-    assert coverage_at_k(correct, 4) == pytest.approx(2 / 3)
 
 
 def test_maj_at_k():

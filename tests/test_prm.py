@@ -4,8 +4,8 @@ import tempfile
 import pytest
 import torch
 
-from reasonbook.prm import (TINY_KINDS, LLMJudgePRM, OraclePRM, QwenMathPRM, SkyworkPRM, aggregate, check_equations,
-                            load_prm, plan_batches, tiny_prm, tiny_tokenizer)
+from reasonbook.prm import (TINY_KINDS, LLMJudgePRM, QwenMathPRM, SkyworkPRM, load_prm, plan_batches, tiny_prm,
+                            tiny_tokenizer)
 
 torch.set_num_threads(2)
 Q = "Tom has 3 apples and gets 4 more, then doubles them. How many?"
@@ -152,16 +152,6 @@ def test_llm_judge_positions():
     cand = j.good_ids + j.bad_ids
     want = [torch.softmax(logits[i, cand], -1)[: len(j.good_ids)].sum().item() for i in e.positions]
     assert j.score([(Q, STEPS)])[0] == pytest.approx(want, abs=1e-5)
-
-
-def test_oracle_and_aggregation():
-    assert check_equations("12 + 5 = 17 and 17 - 3 = 15") == [True, False]
-    o = OraclePRM()
-    assert o.score([("q", ["2 + 2 = 4", "4 * 3 = 13", "So the answer is 12."])]) == [[1.0, 0.0, 0.5]]
-    assert aggregate([1.0, 0.0, 0.5], "min") == 0.0 and aggregate([1.0, 0.0, 0.5], "last") == 0.5
-    assert aggregate([0.5, 0.5], "prod") == 0.25 and aggregate([0.2, 0.4], "avg") == pytest.approx(0.3)
-    with pytest.raises(ValueError, match="unknown aggregation"):
-        aggregate([1.0], "max")
 
 
 def test_score_input_errors(prms):

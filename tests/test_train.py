@@ -105,9 +105,3 @@ def test_compact_cpu_logprobs_gives_the_same_loss(tiny):
     assert (comp.log_probs[labels[:, 1:] == -100] == 0).all()   # shifted: position t scores label t+1
 
 
-def test_training_environment_names_precision_and_versions():
-    env = train.training_environment()
-    assert env["optim"] == "adamw_torch_fused" and isinstance(env["bf16"], bool)
-    args = train._common_args("/tmp/x", 1, 1e-5, 2, -1, 0, {})
-    assert args["bf16"] == env["bf16"] and args["optim"] == env["optim"]
-    assert train._common_args("/tmp/x", 1, 1e-5, 2, -1, 0, {"bf16": False})["bf16"] is False
