@@ -10,21 +10,39 @@ from __future__ import annotations
 
 import math
 import re
+import time
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from pathlib import Path
+from typing import Any, Callable, Literal, Sequence
 
+import matplotlib.pyplot as plt
 import numpy as np
+import pandas as pd
+from fastcore.basics import patch
 
 from .backends import Sampling
-from .data import Problem, split_steps
-from .grading import cov_at_k, extract_answer, grade, is_equiv, majority_vote, normalize_answer, pass_at_k
+from .data import Problem, load_benchmark, split_steps
+from .grading import coverage_at_k, extract_answer, grade, is_equiv, majority_vote, normalize_answer, pass_at_k
+from .plots import figure_title, paper_vs_ours
+from .runs import ConfigError, PaperConfig, TrainCache, open_backend
+from .train import TrainResult, launch
 
 # %% auto #0
-__all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'solve_prompt', 'parse_synthetic', 'synthesize_problems', 'sft_data',
-           'Trace', 'sample_traces', 'rft_data', 'rft', 'negatives', 'positives_by_problem', 'dpo_pairs', 'prefix_text',
-           'best_of_k_value', 'step_values', 'advantages', 'first_pit', 'per_step_pairs', 'first_failed_step',
-           'self_explore_pairs', 'evaluate', 'test_error', 'fit_power_law', 'power_law', 'efficiency_multiplier',
-           'scaling_table']
+__all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', 'TRAIN_KEYS', 'METHODS', 'PASS_K_METHODS',
+           'DPO_TAGS', 'TEST_SEED_OFFSET', 'TEST_OVERSAMPLE', 'SYNTH_TOKENS_FACTOR', 'SELF_EXPLORE_K', 'PAPER',
+           'DPO_RECIPES', 'solve_prompt', 'parse_synthetic', 'synthetic_candidates', 'verify_by_agreement',
+           'synthesize_problems', 'sft_data', 'Trace', 'sample_traces', 'rft_data', 'rft', 'negatives',
+           'positives_by_problem', 'dpo_pairs', 'prefix_text', 'best_of_k_value', 'PrefixPlan', 'plan_rollouts',
+           'step_values', 'advantages', 'first_pit', 'per_step_pairs', 'first_failed_step', 'self_explore_pairs',
+           'train_rows', 'sft', 'dpo', 'per_step_dpo', 'evaluate', 'test_error', 'fit_power_law', 'power_law',
+           'efficiency_multiplier', 'scaling_table', 'SyntheticConfig', 'dataset_name', 'seed_set', 'test_problems',
+           'synthetic_data', 'Lab', 'policy_spec', 'synthetic_lab', 'Evaluation', 'evaluate_policy',
+           'train_and_evaluate', 'sft_hparams', 'dpo_hparams', 'PolicySamples', 'sample_pi_sft', 'SizeRun', 'run_rft',
+           'run_dpo', 'run_size', 'run_scaling', 'method_correct', 'error_table', 'plot_error_vs_data',
+           'plot_efficiency_multipliers', 'pass_at_k_table', 'plot_pass_at_k', 'beta_correct', 'run_beta_sweep',
+           'run_self_explore', 'plot_dpo_vs_per_step_beta', 'advantage_examples', 'plot_advantages', 'paper_table',
+           'learner_name']
 
 # %% ../nbs/30_synthetic_negatives.ipynb #33a0ef75
 SOLVE_INSTRUCTION = ("{question}\n\nThink step by step, with a blank line between steps, then give the final answer "
@@ -50,6 +68,7 @@ Solution: <the step-by-step solution>"""
 
 _SYN_RE = re.compile(r"Problem:\s*(?P<q>.+?)\s*Solution:\s*(?P<s>.+)", re.S)
 
+# %% ../nbs/30_synthetic_negatives.ipynb #5cc72080
 def parse_synthetic(text: str) -> tuple[str, str, str] | None:
     "`(question, solution, answer)` from a generator's reply, or None if it does not follow the format."
     m = _SYN_RE.search(text or "")
@@ -59,28 +78,34 @@ def parse_synthetic(text: str) -> tuple[str, str, str] | None:
     a = normalize_answer(extract_answer(s)) if "\\boxed" in s else None
     return (q, s, a) if q and s and a else None
 
-def synthesize_problems(generator, seeds: Sequence[Problem], *, n_per_seed: int = 1, sampling: Sampling | None = None,
-                        verify_k: int = 4, min_agreement: float = 0.5, verify_sampling: Sampling | None = None,
-                        id_prefix: str = "syn") -> list[Problem]:
-    "New problems + solutions written by `generator` from `seeds`, kept only if their answer is verified by agreement."
-    sampling = sampling or Sampling(temperature=0.8, max_tokens=512)
+# %% ../nbs/30_synthetic_negatives.ipynb #0660469e
+GENERATOR_TEMPERATURE = 0.8   # the capable model writes new problems at this temperature
+
+def synthetic_candidates(generator, seeds: Sequence[Problem], *, n_per_seed: int = 1, sampling: Sampling | None = None,
+                         id_prefix: str = "syn") -> list[Problem]:
+    "New problems + worked solutions written by `generator` from `seeds` (one call), distinct and well-formed."
+    sampling = sampling or Sampling(temperature=GENERATOR_TEMPERATURE, max_tokens=512)
     prompts = [generator.chat(SYNTHESIS_TEMPLATE.format(question=s.question, solution=s.solution or s.answer))
                for s in seeds]
     outs = generator.generate(prompts, replace(sampling, n=n_per_seed), desc="synthesize")
     cands, seen = [], set()
     for seed, comps in zip(seeds, outs):
-        for j, c in enumerate(comps):
-            got = parse_synthetic(c.text)
+        for j, got in enumerate(parse_synthetic(c.text) for c in comps):
             if got is None or got[0] in seen:
                 continue
             seen.add(got[0])
             cands.append(Problem(id=f"{id_prefix}-{seed.id}-{j}", question=got[0], answer=got[2], solution=got[1],
-                                 level=seed.level, subject=seed.subject,
-                                 source=f"synthetic:{getattr(generator, 'model_id', '?')}"))
-    if verify_k <= 0 or not cands:
-        return cands
-    vs = verify_sampling or Sampling(temperature=0.7, max_tokens=sampling.max_tokens, seed=sampling.seed)
-    outs = generator.generate([solve_prompt(generator, p.question) for p in cands], replace(vs, n=verify_k),
+                                 level=seed.level, subject=seed.subject, source=f"synthetic:{generator.model_id}"))
+    return cands
+
+# %% ../nbs/30_synthetic_negatives.ipynb #d8792e6d
+def verify_by_agreement(generator, cands: Sequence[Problem], k: int = 4, min_agreement: float = 0.5,
+                        sampling: Sampling | None = None) -> list[Problem]:
+    "The candidates whose answer the generator's majority over `k` re-solves confirms (one call for all)."
+    if k <= 0 or not cands:
+        return list(cands)
+    sampling = sampling or Sampling(temperature=0.7, max_tokens=512)
+    outs = generator.generate([solve_prompt(generator, p.question) for p in cands], replace(sampling, n=k),
                               desc="verify")
     kept = []
     for p, comps in zip(cands, outs):
@@ -90,6 +115,16 @@ def synthesize_problems(generator, seeds: Sequence[Problem], *, n_per_seed: int 
         if maj is not None and share >= min_agreement and is_equiv(maj, p.answer):
             kept.append(p)
     return kept
+
+# %% ../nbs/30_synthetic_negatives.ipynb #a4ee783b
+def synthesize_problems(generator, seeds: Sequence[Problem], *, n_per_seed: int = 1, sampling: Sampling | None = None,
+                        verify_k: int = 4, min_agreement: float = 0.5, verify_sampling: Sampling | None = None,
+                        id_prefix: str = "syn") -> list[Problem]:
+    "New problems + solutions written by `generator` from `seeds`, kept only if their answer is verified by agreement."
+    sampling = sampling or Sampling(temperature=GENERATOR_TEMPERATURE, max_tokens=512)
+    cands = synthetic_candidates(generator, seeds, n_per_seed=n_per_seed, sampling=sampling, id_prefix=id_prefix)
+    vs = verify_sampling or Sampling(temperature=0.7, max_tokens=sampling.max_tokens, seed=sampling.seed)
+    return verify_by_agreement(generator, cands, verify_k, min_agreement, vs)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #3dca4584
 def sft_data(problems: Sequence[Problem], backend) -> list[dict]:
@@ -115,6 +150,7 @@ class Trace:
     def problem_id(self) -> str:
         return self.problem.id
 
+# %% ../nbs/30_synthetic_negatives.ipynb #4225c4b8
 def sample_traces(backend, problems: Sequence[Problem], k: int, sampling: Sampling | None = None,
                   desc: str | None = "sample") -> list[list[Trace]]:
     "`k` graded samples per problem from `backend`, in one call."
@@ -129,6 +165,7 @@ def _norm_text(t: str) -> str:
     return " ".join(t.split())
 
 def _dedup_cap(traces: Sequence[Trace], cap: int | None) -> list[Trace]:
+    "Traces with distinct (whitespace-collapsed), non-empty texts, at most `cap` of them."
     seen, out = set(), []
     for t in traces:
         key = _norm_text(t.text)
@@ -139,6 +176,7 @@ def _dedup_cap(traces: Sequence[Trace], cap: int | None) -> list[Trace]:
             break
     return out
 
+# %% ../nbs/30_synthetic_negatives.ipynb #fa1a8c0e
 def rft_data(traces: Sequence[Sequence[Trace]], max_per_problem: int = 4) -> list[dict]:
     "RFT rows: answer-correct, finished, deduplicated samples, at most `max_per_problem` per problem."
     rows = []
@@ -148,6 +186,7 @@ def rft_data(traces: Sequence[Sequence[Trace]], max_per_problem: int = 4) -> lis
                  for t in _dedup_cap(ok, max_per_problem)]
     return rows
 
+# %% ../nbs/30_synthetic_negatives.ipynb #45270126
 def rft(backend, problems: Sequence[Problem], k: int = 4, sampling: Sampling | None = None,
         max_per_problem: int = 4) -> list[dict]:
     "Rejection fine-tuning data: sample `k` solutions per problem from π_sft (`backend`), keep correct unique ones."
@@ -161,6 +200,7 @@ def negatives(traces: Sequence[Sequence[Trace]], per_problem: int = 8) -> list[T
         out += _dedup_cap([t for t in per if not t.correct], per_problem)
     return out
 
+# %% ../nbs/30_synthetic_negatives.ipynb #5727f7ea
 def positives_by_problem(traces: Sequence[Sequence[Trace]], problems: Sequence[Problem] = ()) -> dict[str, list[str]]:
     "Correct solutions per problem id: the policy's own correct samples first, then the problem's worked solution."
     pos: dict[str, list[str]] = {}
@@ -196,6 +236,31 @@ def best_of_k_value(n: int, c: int, K: int) -> float:
         raise ValueError(f"best_of_k_value: need n_rollouts >= K, got n={n}, K={K}")
     return pass_at_k(n, c, K)
 
+# %% ../nbs/30_synthetic_negatives.ipynb #199267c1
+@dataclass(frozen=True)
+class PrefixPlan:
+    "How Q of one prefix is obtained: by rolling out batch prompt `rollout`, or (complete traces) from its `grade`."
+    prefix: str = ""            # ŷ_{1:i} with its trailing delimiter: rollouts are graded as prefix + continuation
+    gold: str = ""              # the problem's answer
+    rollout: int | None = None  # index of prompt + prefix in the one generate call
+    grade: bool | None = None   # set (instead of `rollout`) for the complete, untruncated trace
+
+def plan_rollouts(traces: Sequence[Trace], delimiter: str = "\n\n") -> tuple[list[list[PrefixPlan]], list[str]]:
+    "One `PrefixPlan` per prefix i = 0..L of each trace, and the distinct prompts to roll out."
+    plan, index, prompts = [], {}, []
+    for t in traces:
+        steps, row = split_steps(t.text, delimiter), []
+        for i in range(len(steps) + 1):
+            if i == len(steps) and t.finish_reason != "length":
+                row.append(PrefixPlan(grade=bool(t.correct)))
+                continue
+            pre = prefix_text(steps, i, delimiter)
+            index.setdefault(t.prompt + pre, len(index))
+            row.append(PrefixPlan(pre, t.problem.answer, index[t.prompt + pre]))
+        plan.append(row)
+    return plan, list(index)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #8db5e420
 def step_values(backend, traces: Sequence[Trace], *, K: int = 5, n_rollouts: int | None = None,
                 sampling: Sampling | None = None, delimiter: str = "\n\n", return_rollouts: bool = False,
                 kind: str = "math"):
@@ -207,35 +272,19 @@ def step_values(backend, traces: Sequence[Trace], *, K: int = 5, n_rollouts: int
     n = n_rollouts or K
     if K < 1 or n < K:
         raise ValueError(f"step_values: need 1 <= K <= n_rollouts, got K={K}, n_rollouts={n}")
+    plan, prompts = plan_rollouts(traces, delimiter)
     sampling = replace(sampling or Sampling(temperature=0.7, max_tokens=256), n=n)
-    plan, index, prompts = [], {}, []  # plan[j] = per prefix: ("roll", prompt idx) | ("graded", correct)
-    for t in traces:
-        steps = split_steps(t.text, delimiter)
-        row = []
-        for i in range(len(steps) + 1):
-            if i == len(steps) and t.finish_reason != "length":
-                row.append(("graded", bool(t.correct)))
-                continue
-            key = t.prompt + prefix_text(steps, i, delimiter)
-            if key not in index:
-                index[key] = len(prompts); prompts.append(key)
-            row.append(("roll", index[key], prefix_text(steps, i, delimiter), t.problem.answer))
-        plan.append(row)
     outs = backend.generate(prompts, sampling, desc="step rollouts") if prompts else []
     graded: dict[tuple[int, str], list[tuple[str, bool]]] = {}
-    values, rollouts = [], []
-    for row in plan:
-        q, r = [], []
-        for item in row:
-            if item[0] == "graded":
-                q.append(float(item[1])); r.append([("", item[1])])
-                continue
-            _, pi, pre, gold = item
-            if (pi, gold) not in graded:
-                graded[(pi, gold)] = [(c.text, grade(pre + c.text, gold, kind=kind)) for c in outs[pi]]
-            res = graded[(pi, gold)]
-            q.append(best_of_k_value(len(res), sum(ok for _, ok in res), K)); r.append(res)
-        values.append(q); rollouts.append(r)
+    def rolled(p: PrefixPlan) -> list[tuple[str, bool]]:
+        if p.rollout is None:
+            return [("", p.grade)]
+        if (p.rollout, p.gold) not in graded:
+            graded[(p.rollout, p.gold)] = [(c.text, grade(p.prefix + c.text, p.gold, kind=kind)) for c in outs[p.rollout]]
+        return graded[(p.rollout, p.gold)]
+    rollouts = [[rolled(p) for p in row] for row in plan]
+    values = [[float(p.grade) if p.rollout is None else best_of_k_value(len(r), sum(ok for _, ok in r), K)
+               for p, r in zip(row, rs)] for row, rs in zip(plan, rollouts)]
     return (values, rollouts) if return_rollouts else values
 
 # %% ../nbs/30_synthetic_negatives.ipynb #91a8e913
@@ -243,6 +292,7 @@ def advantages(q: Sequence[float]) -> list[float]:
     "A_i = Q_i − Q_{i−1} for steps i = 1..L, from values q = [Q_0, …, Q_L]."
     return [float(q[i] - q[i - 1]) for i in range(1, len(q))]
 
+# %% ../nbs/30_synthetic_negatives.ipynb #963afe58
 def first_pit(q: Sequence[float], tol: float = 1e-9) -> int:
     "The first pit c ∈ 1..L: the FIRST step whose value Q(x, ŷ_{1:c}) is the lowest, from q = [Q_0, …, Q_L]."
     if len(q) < 2:
@@ -277,6 +327,7 @@ def first_failed_step(rollout_correct: Sequence[Sequence[bool]], k: int = 4) -> 
             return i
     return None
 
+# %% ../nbs/30_synthetic_negatives.ipynb #b512e1cd
 def self_explore_pairs(traces: Sequence[Trace], rollouts, delimiter: str = "\n\n", k: int = 4) -> list[dict]:
     "Self-Explore pairs: prompt = x + ŷ_{1:c−1}, chosen = a correct rollout from there, rejected = the step ŷ_c."
     pairs = []
@@ -285,9 +336,7 @@ def self_explore_pairs(traces: Sequence[Trace], rollouts, delimiter: str = "\n\n
         if len(r) != len(steps) + 1:
             continue
         c = first_failed_step([[ok for _, ok in ri] for ri in r], k)
-        if c is None:
-            continue
-        good = [txt for txt, ok in r[c - 1][:k] if ok and txt.strip()]
+        good = [txt for txt, ok in r[c - 1][:k] if ok and txt.strip()] if c is not None else []
         if not good:
             continue
         pairs.append({"prompt": t.prompt + prefix_text(steps, c - 1, delimiter), "chosen": good[0].strip(),
@@ -295,12 +344,35 @@ def self_explore_pairs(traces: Sequence[Trace], rollouts, delimiter: str = "\n\n
                       "pit": c, "num_steps": len(steps)})
     return pairs
 
+# %% ../nbs/30_synthetic_negatives.ipynb #80f30378
+TRAIN_KEYS = ("prompt", "completion", "chosen", "rejected", "rejected_is_prefix")
+
+def train_rows(rows: Sequence[dict]) -> list[dict]:
+    "The training fields of data rows (bookkeeping such as `problem_id`, `pit` or `q` is dropped)."
+    return [{k: v for k, v in r.items() if k in TRAIN_KEYS} for r in rows]
+
+# %% ../nbs/30_synthetic_negatives.ipynb #29ceeb15
+def sft(model, rows: Sequence[dict], output_dir, *, launcher: str = "", **kw) -> TrainResult:
+    "SFT of `model` on prompt–completion rows (`sft_data`: SFT on D_syn; `rft_data`: RFT); see `reasonbook.train.sft`."
+    return launch("sft", model, train_rows(rows), output_dir, launcher=launcher, **kw)
+
+def dpo(pi_sft, pairs: Sequence[dict], output_dir, *, launcher: str = "", **kw) -> TrainResult:
+    "Standard DPO from π_sft with π_sft as the reference, on (prompt, chosen, rejected) pairs (`dpo_pairs`)."
+    return launch("dpo", pi_sft, train_rows(pairs), output_dir, launcher=launcher, **kw)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #123dd542
+def per_step_dpo(pi_sft, pairs: Sequence[dict], output_dir, *, beta: float = 0.1, launcher: str = "",
+                 **kw) -> TrainResult:
+    "The paper's per-step DPO: DPO from π_sft, π_sft as the reference, on `per_step_pairs` (rejected = ŷ_{1:c})."
+    return dpo(pi_sft, pairs, output_dir, beta=beta, launcher=launcher, **kw)
+
 # %% ../nbs/30_synthetic_negatives.ipynb #cb6918f2
 def evaluate(backend, problems: Sequence[Problem], sampling: Sampling | None = None, k: int = 1,
              desc: str | None = "eval") -> list[list[bool]]:
     "Correctness of `k` samples per problem (default: greedy, 256 new tokens)."
     return [[t.correct for t in per] for per in sample_traces(backend, problems, k, sampling or Sampling(), desc=desc)]
 
+# %% ../nbs/30_synthetic_negatives.ipynb #50279547
 def test_error(correct: Sequence[Sequence[bool]]) -> float:
     "1 − accuracy of the first sample per problem."
     if not correct:
@@ -322,6 +394,7 @@ def power_law(n, a: float, alpha: float):
     "a·n^(−alpha)."
     return a * np.asarray(n, float) ** (-alpha)
 
+# %% ../nbs/30_synthetic_negatives.ipynb #6d6694a0
 def efficiency_multiplier(base_fit: tuple[float, float], method_fit: tuple[float, float], n: float) -> float:
     "How many times more data the base method (SFT) needs to match `method`'s fitted error at size `n`."
     a_s, al_s = base_fit
@@ -330,44 +403,478 @@ def efficiency_multiplier(base_fit: tuple[float, float], method_fit: tuple[float
     n_eq = (a_s / float(power_law(n, *method_fit))) ** (1.0 / al_s)
     return float(n_eq / n)
 
-# %% ../nbs/30_synthetic_negatives.ipynb #258163f7
-def scaling_table(correct: dict[str, dict[int, Sequence[bool]]], base: str = "SFT", n_ref: float | None = None,
-                  n_boot: int = 1000, ci: float = 0.9, seed: int = 0):
-    "Power-law fit, α CI and efficiency multiplier (with bootstrap CI) per method, from per-problem correctness."
-    import pandas as pd
+# %% ../nbs/30_synthetic_negatives.ipynb #48ba18b8
+def _check_correct(correct: dict[str, dict[int, Sequence[bool]]], base: str) -> int:
+    "The number of test problems, after checking every method and size has one result per problem."
     if base not in correct:
         raise ValueError(f"scaling_table: base method {base!r} not in {list(correct)}")
-    sizes = sorted(correct[base])
-    m = len(correct[base][sizes[0]])
+    m = len(correct[base][min(correct[base])])
     for meth, by_n in correct.items():
         for n, c in by_n.items():
             if len(c) != m:
                 raise ValueError(f"scaling_table: {meth} at n={n} has {len(c)} test results, {base} has {m}")
-    n_ref = n_ref or float(np.exp(np.mean(np.log(sizes))))
-    floor = 1.0 / (2 * m)
+    return m
+
+def _power_fits(arr: dict[str, dict[int, np.ndarray]], idx, floor: float) -> dict[str, tuple[float, float]]:
+    "`(a, alpha)` per method from the test problems `idx` (errors floored at `floor`)."
+    return {meth: fit_power_law(sorted(by_n), [max(1.0 - by_n[n][idx].mean(), floor) for n in sorted(by_n)])
+            for meth, by_n in arr.items()}
+
+# %% ../nbs/30_synthetic_negatives.ipynb #258163f7
+def scaling_table(correct: dict[str, dict[int, Sequence[bool]]], base: str = "SFT", n_ref: float | None = None,
+                  n_boot: int = 1000, ci: float = 0.9, seed: int = 0) -> pd.DataFrame:
+    "Power-law fit, α CI and efficiency multiplier (with bootstrap CI) per method, from per-problem correctness."
+    m = _check_correct(correct, base)
+    n_ref = n_ref or float(np.exp(np.mean(np.log(sorted(correct[base])))))
     arr = {k: {n: np.asarray(c, float) for n, c in v.items()} for k, v in correct.items()}
-
-    def fits(idx):
-        out = {}
-        for meth, by_n in arr.items():
-            ns = sorted(by_n)
-            errs = [max(1.0 - by_n[n][idx].mean(), floor) for n in ns]
-            out[meth] = fit_power_law(ns, errs)
-        return out
-
-    point = fits(np.arange(m))
+    point = _power_fits(arr, np.arange(m), 1.0 / (2 * m))
     rng = np.random.default_rng(seed)
-    boots = [fits(rng.integers(0, m, m)) for _ in range(n_boot)]
-    lo_q, hi_q = 100 * (1 - ci) / 2, 100 * (1 + ci) / 2
+    boots = [_power_fits(arr, rng.integers(0, m, m), 1.0 / (2 * m)) for _ in range(n_boot)]
+    q = (100 * (1 - ci) / 2, 100 * (1 + ci) / 2)
+    pct = lambda x: [float(np.percentile(x, p)) for p in q] if len(x) else [float("nan")] * 2
     rows = []
     for meth in arr:
-        al = np.array([b[meth][1] for b in boots])
         mult = np.array([efficiency_multiplier(b[base], b[meth], n_ref) for b in boots])
-        mult = mult[np.isfinite(mult)]
-        rows.append({"method": meth, "a": point[meth][0], "alpha": point[meth][1],
-                     "alpha_lo": float(np.percentile(al, lo_q)), "alpha_hi": float(np.percentile(al, hi_q)),
+        (al_lo, al_hi), (mu_lo, mu_hi) = pct(np.array([b[meth][1] for b in boots])), pct(mult[np.isfinite(mult)])
+        rows.append({"method": meth, "a": point[meth][0], "alpha": point[meth][1], "alpha_lo": al_lo, "alpha_hi": al_hi,
                      "n_ref": n_ref, "multiplier": efficiency_multiplier(point[base], point[meth], n_ref),
-                     "mult_lo": float(np.percentile(mult, lo_q)) if len(mult) else float("nan"),
-                     "mult_hi": float(np.percentile(mult, hi_q)) if len(mult) else float("nan"),
-                     "boot_defined": len(mult) / n_boot})
+                     "mult_lo": mu_lo, "mult_hi": mu_hi, "boot_defined": int(np.isfinite(mult).sum()) / n_boot})
     return pd.DataFrame(rows)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #f23206c4
+METHODS = ("SFT", "RFT", "DPO", "per-step DPO")
+PASS_K_METHODS = ("SFT", "per-step DPO")   # pass@k is measured for π_sft and the per-step DPO policy
+DPO_TAGS = {"DPO": "dpo", "per-step DPO": "psdpo"}   # short names of the trained models' folders
+TEST_SEED_OFFSET = 1000   # the generated test set is drawn with seed + 1000, apart from D_syn's problems
+TEST_OVERSAMPLE = 3       # draw 3 × n_test generated problems, drop D_syn's questions, keep the first n_test
+SYNTH_TOKENS_FACTOR = 4   # a written problem + solution may use 4 × max_tokens
+SELF_EXPLORE_K = 4        # Self-Explore's k rollouts per prefix (at most n_rollouts)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #1776ce4c
+PAPER = {
+    "RFT multiplier": 2.0,                   # RFT is worth ≈ 2× as much SFT data
+    "per-step DPO multiplier": 8.0,          # per-step DPO on negatives is worth ≈ 8× as much SFT data
+    "standard DPO beats π_sft": "no",        # standard DPO does not beat SFT (MATH)
+    "per-step DPO beats π_sft": "yes",
+    "per-step DPO scaling": "per-step keeps improving",
+}
+
+# %% ../nbs/30_synthetic_negatives.ipynb #94e68420
+@dataclass(frozen=True)
+class SyntheticConfig(PaperConfig):
+    "The synthetic-negatives notebook's parameters (see its `parameters` cell for what each one means)."
+    model: str = "embedded"
+    generator: str | None = None
+    engine: Literal["hf", "vllm"] = "hf"
+    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    seed_problems: str = "arithmetic"
+    seed_split: str = "train"
+    test_set: str = "arithmetic"
+    test_split: str = "test"
+    level: int = 2
+    data_sizes: list[int] = field(default_factory=lambda: [2, 4, 8])
+    n_test: int = 10
+    max_tokens: int = 56
+    step_delimiter: str = "\n\n"
+    synth_per_seed: int = 1
+    verify_k: int = 4
+    sft_epochs: float = 1
+    sft_lr: float = 1e-4
+    batch_size: int = 8
+    lora: dict[str, Any] | None = None
+    rft_samples: int = 4
+    rft_max_per_problem: int = 1
+    rft_include_syn: bool = True
+    temperature: float = 0.7
+    negatives_per_problem: int = 1
+    dpo_beta: float = 0.1
+    dpo_lr: float = 1e-5
+    dpo_epochs: float = 1
+    rollout_K: int = 5
+    n_rollouts: int = 5
+    rollout_max_tokens: int = 48
+    betas: list[float] = field(default_factory=lambda: [0.1, 0.5])
+    pass_k: int = 5
+    self_explore: bool = False
+    n_boot: int = 500
+    keep_models: bool = False
+    train_launcher: str = ""
+    trl_kwargs: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self): _check_values(self)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #7ede60a2
+def _check_values(self: SyntheticConfig):
+    "Raise `ConfigError` for the first parameter with an impossible value."
+    if len(set(self.data_sizes)) < 2 or min(self.data_sizes) < 1:
+        self.fail("data_sizes", "at least 2 distinct sizes >= 1 (the power-law fit)", self.data_sizes)
+    for k in ("n_test", "max_tokens", "rollout_max_tokens", "rft_samples", "rft_max_per_problem",
+              "negatives_per_problem", "synth_per_seed", "rollout_K", "batch_size", "n_boot"):
+        if getattr(self, k) < 1: self.fail(k, "an integer >= 1", getattr(self, k))
+    for k in ("verify_k", "pass_k", "temperature", "sft_lr", "dpo_lr", "sft_epochs", "dpo_epochs"):
+        if getattr(self, k) < 0: self.fail(k, "a value >= 0", getattr(self, k))
+    if self.n_rollouts < self.rollout_K:
+        self.fail("n_rollouts", f"at least rollout_K = {self.rollout_K}", self.n_rollouts)
+    if not self.betas or min(self.betas) <= 0 or self.dpo_beta <= 0:
+        self.fail("betas" if not self.betas or min(self.betas) <= 0 else "dpo_beta", "β values > 0",
+                  self.betas if not self.betas or min(self.betas) <= 0 else self.dpo_beta)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #c08fb0b7
+@patch(as_prop=True)
+def greedy(self: SyntheticConfig) -> Sampling:
+    "Greedy decoding, for test error."
+    return Sampling(temperature=0.0, max_tokens=self.max_tokens, seed=self.seed)
+
+@patch(as_prop=True)
+def sampling(self: SyntheticConfig) -> Sampling:
+    "π_sft's samples (RFT positives and negatives) and the pass@k samples."
+    return Sampling(temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
+
+@patch(as_prop=True)
+def rollout_sampling(self: SyntheticConfig) -> Sampling:
+    "The Best-of-K rollouts from each step prefix."
+    return replace(self.sampling, max_tokens=self.rollout_max_tokens)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #08d94e38
+def dataset_name(name: str, level: int) -> str:
+    "The `load_benchmark` name of a data parameter: `arithmetic` is the generated set `arithmetic-<level>`."
+    return f"arithmetic-{level}" if name == "arithmetic" else name
+
+def seed_set(cfg: SyntheticConfig) -> list[Problem]:
+    "The problems D_syn is made from: the largest size's worth (divided by `synth_per_seed` with a generator)."
+    N = max(cfg.data_sizes)
+    limit = N if cfg.generator is None else -(-N // cfg.synth_per_seed)
+    return load_benchmark(dataset_name(cfg.seed_problems, cfg.level), split=cfg.seed_split, limit=limit, seed=cfg.seed)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #a4cd393a
+def test_problems(cfg: SyntheticConfig, d_syn: Sequence[Problem]) -> list[Problem]:
+    "The fixed test set: `n_test` problems; a generated set is drawn with seed + TEST_SEED_OFFSET, minus D_syn."
+    if cfg.test_set != "arithmetic":
+        return load_benchmark(cfg.test_set, split=cfg.test_split, limit=cfg.n_test)
+    seen = {p.question for p in d_syn}
+    pool = load_benchmark(dataset_name(cfg.test_set, cfg.level), limit=TEST_OVERSAMPLE * cfg.n_test,
+                          seed=cfg.seed + TEST_SEED_OFFSET)
+    return [p for p in pool if p.question not in seen][:cfg.n_test]
+
+# %% ../nbs/30_synthetic_negatives.ipynb #afcfce71
+def synthetic_data(generator, cfg: SyntheticConfig) -> tuple[list[Problem], str, SyntheticConfig]:
+    "`(D_syn, how it was made, cfg with the grid trimmed to len(D_syn))`; `generator` is a backend or None."
+    N, seeds = max(cfg.data_sizes), seed_set(cfg)
+    if generator is None:
+        d_syn, note = seeds[:N], "worked solutions of the data set stand in for a capable model"
+    else:
+        sp = Sampling(temperature=GENERATOR_TEMPERATURE, max_tokens=SYNTH_TOKENS_FACTOR * cfg.max_tokens, seed=cfg.seed)
+        d_syn = synthesize_problems(generator, seeds, n_per_seed=cfg.synth_per_seed, verify_k=cfg.verify_k,
+                                    sampling=sp)[:N]
+        note = f"written by {cfg.generator} from {cfg.seed_problems}, verified by {cfg.verify_k}-way agreement"
+    return d_syn, note, replace(cfg, data_sizes=[n for n in cfg.data_sizes if n <= len(d_syn)])
+
+# %% ../nbs/30_synthetic_negatives.ipynb #07bb3887
+@dataclass
+class Lab:
+    "How the experiment reaches models: `open(model)` → a backend context manager; `train(...)` → a `TrainResult`."
+    open: Callable[[Any], AbstractContextManager]
+    train: Callable[..., TrainResult]
+
+# %% ../nbs/30_synthetic_negatives.ipynb #2cda9dd9
+def policy_spec(model, engine: str = "hf") -> str:
+    "The backend spec of a model spec or a trained model (`TrainResult`) on `engine` ('hf' or 'vllm')."
+    path = str(model.path) if isinstance(model, TrainResult) else str(model)
+    return f"vllm:{path}" if engine == "vllm" else path
+
+def _model_key(model) -> str:
+    "A location-independent name of a base model: a trained model's folder name (it holds its fingerprint)."
+    return Path(model).name if isinstance(model, Path) else str(model)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #869f1c7c
+def synthetic_lab(cfg: SyntheticConfig, store=None, models_dir=None) -> Lab:
+    "The real `Lab`: backends via `runs.open_backend` on `cfg.engine`, models via `runs.TrainCache`."
+    cache = TrainCache(models_dir or Path(cfg.run_dir) / "models")
+
+    def open_(model):
+        return open_backend(policy_spec(model, cfg.engine), store, **cfg.engine_kwargs)
+
+    def train_(name: str, recipe: Callable, base, rows: Sequence[dict], **hparams) -> TrainResult:
+        key = dict(recipe=recipe.__name__, base=_model_key(base), rows=train_rows(rows), hparams=hparams,
+                   trl_kwargs=cfg.trl_kwargs, seed=cfg.seed)
+        return cache.get_or_train(name, key, lambda out: recipe(base, rows, out, launcher=cfg.train_launcher,
+                                                                seed=cfg.seed, **hparams, **cfg.trl_kwargs))
+    return Lab(open_, train_)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #6c8c0cbc
+@dataclass
+class Evaluation:
+    "A policy on the test set: greedy correctness per problem, and `pass_k` sampled correctness when measured."
+    correct: list[list[bool]]
+    samples: list[list[bool]] | None = None
+
+def evaluate_policy(policy, cfg: SyntheticConfig, test: Sequence[Problem], pass_k: int = 0,
+                    name: str = "") -> Evaluation:
+    "Greedy test correctness of `policy` (and `pass_k` samples per problem at `cfg.sampling` when pass_k > 0)."
+    correct = evaluate(policy, test, cfg.greedy, desc=f"eval {name}")
+    samples = evaluate(policy, test, cfg.sampling, k=pass_k, desc=f"pass@{pass_k} {name}") if pass_k else None
+    return Evaluation(correct, samples)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #3817e582
+def train_and_evaluate(lab: Lab, cfg: SyntheticConfig, test: Sequence[Problem], name: str, recipe: Callable, base,
+                       rows: Sequence[dict], pass_k: int = 0, **hparams) -> tuple[TrainResult, Evaluation]:
+    "Train `recipe` from `base` on `rows` (once per recipe), then evaluate the trained policy on `test`."
+    r = lab.train(name, recipe, base, rows, **hparams)
+    with lab.open(r) as policy:
+        return r, evaluate_policy(policy, cfg, test, pass_k, name)
+
+def sft_hparams(cfg: SyntheticConfig) -> dict:
+    "SFT / RFT hyper-parameters."
+    return dict(epochs=cfg.sft_epochs, lr=cfg.sft_lr, batch_size=cfg.batch_size, lora=cfg.lora)
+
+def dpo_hparams(cfg: SyntheticConfig, beta: float) -> dict:
+    "Standard / per-step DPO hyper-parameters at `beta`."
+    return dict(beta=beta, lr=cfg.dpo_lr, epochs=cfg.dpo_epochs, batch_size=cfg.batch_size, lora=cfg.lora)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #5fd0498d
+@dataclass
+class PolicySamples:
+    "π_sft's samples at one size: the traces, the negatives and positives, and each negative's step values."
+    traces: list[list[Trace]]
+    negs: list[Trace]
+    pos: dict[str, list[str]]
+    vals: list[list[float]]
+    rolls: list
+
+def sample_pi_sft(pi_sft, cfg: SyntheticConfig, problems: Sequence[Problem]) -> PolicySamples:
+    "Sample π_sft on D_syn(n), keep negatives and positives, and value every negative's steps (Best-of-K rollouts)."
+    traces = sample_traces(pi_sft, problems, cfg.rft_samples, cfg.sampling, desc=f"sample π_sft n={len(problems)}")
+    negs = negatives(traces, cfg.negatives_per_problem)
+    vals, rolls = step_values(pi_sft, negs, K=cfg.rollout_K, n_rollouts=cfg.n_rollouts, sampling=cfg.rollout_sampling,
+                              delimiter=cfg.step_delimiter, return_rollouts=True)
+    return PolicySamples(traces, negs, positives_by_problem(traces, problems), vals, rolls)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #827a4f15
+@dataclass
+class SizeRun:
+    "One size n of the grid; every result keyed by method name."
+    n: int
+    pi_sft: TrainResult
+    samples: PolicySamples
+    pairs: dict[str, list[dict]]                           # "DPO" / "per-step DPO" → training pairs
+    evals: dict[str, Evaluation] = field(default_factory=dict)   # method → test results
+    info: dict = field(default_factory=dict)               # counts and losses (metrics.json "runs")
+    seconds: float = 0.0
+
+# %% ../nbs/30_synthetic_negatives.ipynb #1120ea60
+DPO_RECIPES = {"DPO": dpo, "per-step DPO": per_step_dpo}
+
+def run_rft(lab: Lab, cfg: SyntheticConfig, run: SizeRun, sft_rows: Sequence[dict], test: Sequence[Problem]):
+    "RFT at `run.n`: SFT of the learner on π_sft's correct samples (+ D_syn's rows); π_sft when there are none."
+    rows = rft_data(run.samples.traces, cfg.rft_max_per_problem)
+    run.info["rft_rows"] = len(rows)
+    rows = rows + (list(sft_rows) if cfg.rft_include_syn else [])
+    if not rows:
+        run.evals["RFT"], run.info["rft_note"] = run.evals["SFT"], "no correct samples: RFT = SFT"
+        return
+    _, run.evals["RFT"] = train_and_evaluate(lab, cfg, test, f"rft-n{run.n}", sft, cfg.model, rows, **sft_hparams(cfg))
+
+def run_dpo(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Problem]):
+    "Standard and per-step DPO at `run.n` from π_sft (its own reference) at β = `dpo_beta`; π_sft without pairs."
+    for meth, pairs in run.pairs.items():
+        if not pairs:
+            run.evals[meth], run.info[f"{meth} note"] = run.evals["SFT"], "no pairs: policy = π_sft"
+            continue
+        r, run.evals[meth] = train_and_evaluate(
+            lab, cfg, test, f"{DPO_TAGS[meth]}-n{run.n}-b{cfg.dpo_beta}", DPO_RECIPES[meth], run.pi_sft.path, pairs,
+            pass_k=cfg.pass_k if meth in PASS_K_METHODS else 0, **dpo_hparams(cfg, cfg.dpo_beta))
+        run.info[f"{DPO_TAGS[meth]}_loss"] = r.losses
+
+# %% ../nbs/30_synthetic_negatives.ipynb #6a36ea9a
+def run_size(lab: Lab, cfg: SyntheticConfig, problems: Sequence[Problem], sft_rows: Sequence[dict],
+             test: Sequence[Problem]) -> SizeRun:
+    "SFT, RFT, standard DPO and per-step DPO at n = len(problems) (D_syn(n) and its `sft_data` rows)."
+    t0, n = time.time(), len(problems)
+    r_sft = lab.train(f"sft-n{n}", sft, cfg.model, sft_rows, **sft_hparams(cfg))
+    with lab.open(r_sft) as pi_sft:
+        ev = evaluate_policy(pi_sft, cfg, test, cfg.pass_k, f"sft n={n}")
+        s = sample_pi_sft(pi_sft, cfg, problems)
+    pairs = {"DPO": dpo_pairs(s.negs, s.pos), "per-step DPO": per_step_pairs(s.negs, s.vals, s.pos, cfg.step_delimiter)}
+    run = SizeRun(n, r_sft, s, pairs, {"SFT": ev})
+    run.info.update(sft_loss=r_sft.losses, sample_acc=float(np.mean([t.correct for p in s.traces for t in p])),
+                    negatives=len(s.negs), dpo_pairs=len(pairs["DPO"]), per_step_pairs=len(pairs["per-step DPO"]),
+                    pits=[p["pit"] for p in pairs["per-step DPO"]], steps=[p["num_steps"] for p in pairs["per-step DPO"]])
+    run_rft(lab, cfg, run, sft_rows, test)
+    run_dpo(lab, cfg, run, test)
+    run.seconds = time.time() - t0
+    return run
+
+# %% ../nbs/30_synthetic_negatives.ipynb #926291dc
+def run_scaling(lab: Lab, cfg: SyntheticConfig, d_syn: Sequence[Problem], sft_rows: Sequence[dict],
+                test: Sequence[Problem]) -> dict[int, SizeRun]:
+    "`run_size` at every n of `cfg.data_sizes`, on the first n synthetic problems (nested across n), keyed by n."
+    runs = {}
+    for n in cfg.data_sizes:
+        runs[n] = r = run_size(lab, cfg, d_syn[:n], sft_rows[:n], test)
+        print(f"n={n}: " + ", ".join(f"{m} err {test_error(r.evals[m].correct):.3f}" for m in METHODS)
+              + f" | {r.info['negatives']} negatives, {r.info['per_step_pairs']} per-step pairs, {r.seconds:.0f} s")
+    return runs
+
+def method_correct(runs: dict[int, SizeRun]) -> dict[str, dict[int, list[list[bool]]]]:
+    "Greedy test correctness by method and n (what `scaling_table` fits)."
+    return {m: {n: r.evals[m].correct for n, r in runs.items()} for m in METHODS}
+
+# %% ../nbs/30_synthetic_negatives.ipynb #0c7ed60c
+def error_table(runs: dict[int, SizeRun]) -> pd.DataFrame:
+    "Test error (greedy) by n (rows) and method (columns)."
+    df = pd.DataFrame({m: {n: test_error(r.evals[m].correct) for n, r in runs.items()} for m in METHODS})
+    df.index.name = "n"
+    return df
+
+# %% ../nbs/30_synthetic_negatives.ipynb #f9684cbf
+def plot_error_vs_data(errors: pd.DataFrame, tab: pd.DataFrame, base_error: float, n_test: int,
+                       profile: str = "smoke", model: str = "") -> plt.Figure:
+    "Test error vs |D_syn| per method (floored at 1/(2·n_test)) with each method's power-law fit."
+    floor, sizes, fits = 1.0 / (2 * n_test), list(errors.index), tab.set_index("method")
+    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    grid = np.geomspace(min(sizes), max(sizes), 50)
+    for i, m in enumerate(errors.columns):
+        ax.plot(sizes, [max(e, floor) for e in errors[m]], "o", color=f"C{i}")
+        a, alpha = fits.loc[m].a, fits.loc[m].alpha
+        ax.plot(grid, power_law(grid, a, alpha), "-", color=f"C{i}", label=f"{m}: α = {alpha + 0.0:.2f}")
+    ax.axhline(max(base_error, floor), ls=":", color="gray", label="base model")
+    ax.set_xscale("log"); ax.set_yscale("log")
+    ax.set_xlabel("# synthetic problems |D_syn|"); ax.set_ylabel("test error (greedy)")
+    ax.set_title(figure_title("Test error vs synthetic data size, with power-law fits", profile, model))
+    ax.legend()
+    return fig
+
+# %% ../nbs/30_synthetic_negatives.ipynb #04939cbd
+def plot_efficiency_multipliers(tab: pd.DataFrame, profile: str = "smoke", model: str = "") -> plt.Figure:
+    "Each method's data-efficiency multiplier vs SFT (bootstrap CI), beside the paper's RFT and per-step DPO."
+    others = [m for m in tab.method if m != "SFT"]
+    t = tab.set_index("method").loc[others]
+    mult = t.multiplier.to_numpy(float)
+    yerr = np.nan_to_num([np.clip(mult - t.mult_lo, 0, None), np.clip(t.mult_hi - mult, 0, None)])
+    x, ok = np.arange(len(others)), np.isfinite(mult)
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    ax.bar(x[ok], mult[ok], yerr=yerr[:, ok], color=np.array([f"C{i + 1}" for i in x])[ok], capsize=4, alpha=0.85)
+    for i in x[~ok]:   # the multiplier needs SFT's fitted error to fall with n (α_SFT > 0)
+        ax.text(i, 1.3, "undefined:\nSFT's fitted\nerror does not\nfall with n", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(x, others); ax.set_xlim(-0.6, len(others) - 0.4)
+    ax.axhline(PAPER["RFT multiplier"], ls="--", color="C1", label=f"paper: RFT ≈ {PAPER['RFT multiplier']:g}×")
+    ax.axhline(PAPER["per-step DPO multiplier"], ls="--", color="C3",
+               label=f"paper: per-step DPO ≈ {PAPER['per-step DPO multiplier']:g}×")
+    ax.axhline(1, ls=":", color="gray", label="SFT (1×)")
+    ax.set_yscale("log"); ax.set_ylabel(f"data-efficiency multiplier vs SFT (n = {t.n_ref.iloc[0]:.0f})")
+    ax.set_title(figure_title("Data-efficiency multipliers (90 % bootstrap CI)", profile, model))
+    ax.legend()
+    return fig
+
+# %% ../nbs/30_synthetic_negatives.ipynb #5c35b858
+def pass_at_k_table(runs: dict[int, SizeRun], k: int) -> pd.DataFrame:
+    "pass@k by n (rows) for π_sft and the per-step DPO policy (columns)."
+    df = pd.DataFrame({m: {n: coverage_at_k(r.evals[m].samples, k) for n, r in runs.items()} for m in PASS_K_METHODS})
+    df.index.name = "n"
+    return df
+
+def plot_pass_at_k(table: pd.DataFrame, k: int, temperature: float, profile: str = "smoke",
+                   model: str = "") -> plt.Figure:
+    "pass@k vs |D_syn| of π_sft and the per-step DPO policy."
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for m, c in (("SFT", "C0"), ("per-step DPO", "C3")):
+        ax.plot(table.index, table[m], "o-", color=c, label="π_sft" if m == "SFT" else m)
+    ax.set_xscale("log"); ax.set_xticks(table.index, [str(n) for n in table.index]); ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("# synthetic problems |D_syn|"); ax.set_ylabel(f"pass@{k} (T = {temperature})")
+    ax.set_title(figure_title(f"Pass@{k} of the per-step DPO policy vs data size", profile, model))
+    ax.legend()
+    return fig
+
+# %% ../nbs/30_synthetic_negatives.ipynb #a4d4c282
+def beta_correct(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Problem], method: str,
+                 beta: float) -> list[list[bool]]:
+    "Greedy test correctness of `method` ('DPO' / 'per-step DPO') trained from `run`'s π_sft at `beta`."
+    if beta == cfg.dpo_beta:
+        return run.evals[method].correct
+    if not run.pairs[method]:
+        return run.evals["SFT"].correct
+    return train_and_evaluate(lab, cfg, test, f"{DPO_TAGS[method]}-n{run.n}-b{beta}", DPO_RECIPES[method],
+                              run.pi_sft.path, run.pairs[method], **dpo_hparams(cfg, beta))[1].correct
+
+def run_beta_sweep(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Problem]) -> pd.DataFrame:
+    "Test error of standard and per-step DPO (columns) at each β of `cfg.betas` (rows), at size `run.n`."
+    df = pd.DataFrame({m: [test_error(beta_correct(lab, cfg, run, test, m, b)) for b in cfg.betas] for m in DPO_TAGS},
+                      index=pd.Index(list(cfg.betas), dtype=object, name="beta"))
+    df.attrs["n"] = run.n
+    return df
+
+# %% ../nbs/30_synthetic_negatives.ipynb #fe3d4709
+def run_self_explore(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Problem]) -> dict:
+    "Self-Explore at `run.n`: its number of pairs and, when `cfg.self_explore` and there are pairs, its test error."
+    pairs = self_explore_pairs(run.samples.negs, run.samples.rolls, cfg.step_delimiter,
+                               k=min(SELF_EXPLORE_K, cfg.n_rollouts))
+    error = None
+    if cfg.self_explore and pairs:
+        _, ev = train_and_evaluate(lab, cfg, test, f"selfexplore-n{run.n}-b{cfg.dpo_beta}", dpo, run.pi_sft.path,
+                                   pairs, **dpo_hparams(cfg, cfg.dpo_beta))
+        error = test_error(ev.correct)
+    return {"pairs": len(pairs), "error": error}
+
+# %% ../nbs/30_synthetic_negatives.ipynb #b182d9e9
+def plot_dpo_vs_per_step_beta(betas: pd.DataFrame, sft_error: float, self_explore: dict | None = None,
+                              dpo_beta: float = 0.1, profile: str = "smoke", model: str = "") -> plt.Figure:
+    "Test error vs β of standard and per-step DPO, beside π_sft (and the Self-Explore policy when trained)."
+    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    for i, m in enumerate(betas.columns):
+        bs = sorted(betas.index)
+        ax.plot(bs, [betas[m][b] for b in bs], "o-", color=f"C{2 + i}", label=m)
+    ax.axhline(sft_error, ls="--", color="C0", label="π_sft")
+    if self_explore and self_explore.get("error") is not None:
+        ax.plot([dpo_beta], [self_explore["error"]], "s", color="C4", label="Self-Explore (first failed step)")
+    ax.set_xscale("log"); ax.set_xlabel("β"); ax.set_ylabel("test error (greedy)")
+    ax.set_title(figure_title(f"Standard vs per-step DPO across β (n = {betas.attrs.get('n', '?')})", profile, model))
+    ax.legend()
+    return fig
+
+# %% ../nbs/30_synthetic_negatives.ipynb #2962892e
+def advantage_examples(negs: Sequence[Trace], vals: Sequence[Sequence[float]], n: int = 4) -> list[tuple[Trace, list]]:
+    "Up to `n` (negative, values) pairs for the advantage figure, preferring negatives with at least two steps."
+    both = list(zip(negs, vals))
+    return [(t, q) for t, q in both if len(q) > 2][:n] or both[:n]
+
+def plot_advantages(examples, K: int, profile: str = "smoke", model: str = "") -> plt.Figure:
+    "Q(x, ŷ_1:i), A_i and the first pit of each example negative, one panel each."
+    fig, axes = plt.subplots(1, len(examples), figsize=(3.2 * len(examples), 3.4), squeeze=False)
+    for ax, (tr, q) in zip(axes[0], examples):
+        A, c = advantages(q), first_pit(q)
+        ax.bar(range(1, len(q)), A, color=["C3" if a < 0 else "C2" for a in A], alpha=0.7, label="advantage A_i")
+        ax.plot(range(len(q)), q, "k.-", label="Q(x, ŷ_1:i)")
+        ax.axvline(c, ls="--", color="C3", label=f"first pit c = {c}")
+        ax.set_xlabel("step i"); ax.set_ylim(-1.05, 1.05); ax.set_xticks(range(len(q)))
+        ax.set_title(tr.problem.question[:38] + "…", fontsize=7)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(figure_title(f"Advantages along negative traces (Best-of-{K} rollouts)", profile, model), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/30_synthetic_negatives.ipynb #68792d05
+def paper_table(tab: pd.DataFrame, betas: pd.DataFrame, sft_error: float) -> pd.DataFrame:
+    "The 'paper vs this run' table from the scaling table, the β sweep and π_sft's error at the largest size."
+    T, n = tab.set_index("method"), betas.attrs.get("n")
+    std_best, ps_best = min(betas["DPO"]), min(betas["per-step DPO"])
+    rft, ps, base = T.loc["RFT"], T.loc["per-step DPO"], T.loc["SFT"]
+    return paper_vs_ours([
+        {"what": "RFT data-efficiency multiplier vs SFT", "paper": PAPER["RFT multiplier"],
+         "ours": round(float(rft.multiplier), 2),
+         "note": f"90% CI [{rft.mult_lo:.2f}, {rft.mult_hi:.2f}] at n={rft.n_ref:.0f}"},
+        {"what": "per-step DPO data-efficiency multiplier vs SFT", "paper": PAPER["per-step DPO multiplier"],
+         "ours": round(float(ps.multiplier), 2), "note": f"90% CI [{ps.mult_lo:.2f}, {ps.mult_hi:.2f}]"},
+        {"what": "standard DPO beats π_sft for some β (MATH)", "paper": PAPER["standard DPO beats π_sft"],
+         "ours": "yes" if std_best < sft_error else "no", "note": f"best error {std_best:.3f} vs π_sft {sft_error:.3f} at n={n}"},
+        {"what": "per-step DPO beats π_sft for some β", "paper": PAPER["per-step DPO beats π_sft"],
+         "ours": "yes" if ps_best < sft_error else "no", "note": f"best error {ps_best:.3f} vs π_sft {sft_error:.3f} at n={n}"},
+        {"what": "scaling exponent α: per-step DPO vs SFT", "paper": PAPER["per-step DPO scaling"],
+         "ours": f"{ps.alpha:.2f} vs {base.alpha:.2f}",
+         "note": f"90% CIs [{ps.alpha_lo:.2f}, {ps.alpha_hi:.2f}] / [{base.alpha_lo:.2f}, {base.alpha_hi:.2f}]"},
+    ])
+
+# %% ../nbs/30_synthetic_negatives.ipynb #8f3f59bc
+def learner_name(model: str) -> str:
+    "SmolLM2's name for 'embedded', else the last part of the model's resolved folder or Hub id."
+    from reasonbook.train import resolve_model_path
+    return "SmolLM2-135M-Instruct" if model == "embedded" else Path(resolve_model_path(model)).name

@@ -1,17 +1,28 @@
 """reasonbook.synthetic: per-step credit (step values, advantages, first pit), pair construction, RFT/negatives,
-synthetic-problem filtering and scaling-law fitting — on fake backends with known answers."""
-import math
+synthetic-problem filtering and scaling-law fitting — on fake backends with known answers; the experiment's
+run_*/plot_* functions on a scripted Lab; SyntheticConfig against the parameters cell and the profiles."""
 import random
 import re
 import zlib
+from contextlib import nullcontext
+from dataclasses import fields
+from pathlib import Path
 
+import matplotlib
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
+import yaml
 
-from reasonbook.backends import Sampling, ScriptedBackend
+from reasonbook.backends import Sampling
 from reasonbook.data import Problem, split_steps
 from reasonbook.grading import grade
+from reasonbook.runs import ConfigError
+from reasonbook.testing import ScriptedBackend
+from reasonbook.train import TrainResult
 from reasonbook import synthetic as S
+from conftest import ROOT
 
 
 # --- a fake environment where the true success probability of every prefix is known --------------------------
@@ -68,17 +79,6 @@ def test_best_of_k_value_is_indicator_when_n_equals_k():
     assert np.isclose(S.best_of_k_value(10, 1, 5), 0.5)   # 1 − C(9,5)/C(10,5)
 
 
-def test_advantages_and_first_pit_picks_the_first_minimum():
-    q = [0.8, 0.9, 0.2, 0.5, 0.2, 0.2]
-    assert np.allclose(S.advantages(q), [0.1, -0.7, 0.3, -0.3, 0.0])
-    assert S.first_pit(q) == 2                            # not 4 or 5, which reach the same lowest value later
-    assert S.first_pit([0.5, 0.4, 0.3, 0.0]) == 3
-    assert S.first_pit([0.0, 0.0, 0.0]) == 1
-    assert S.first_pit([0.9, 0.1 + 1e-12, 0.1]) == 1      # equal up to float noise counts as equal
-    with pytest.raises(ValueError, match="at least one step"):
-        S.first_pit([0.5])
-
-
 def test_per_step_pairs_choose_a_correct_solution_and_reject_the_prefix_up_to_the_pit():
     be = ScriptedBackend(env)
     traces = [make_trace("a", 0.9, [0.9, 0.0, 0.0]),      # pit at step 2 (a prefix)
@@ -131,7 +131,7 @@ def test_rft_and_negatives_keep_dedupe_and_cap():
     assert sorted(n.text[-4:-2] for n in negs) == ["{3", "{4"]      # 3 wrong samples, 2 distinct
     assert len(S.negatives(traces, per_problem=1)) == 1
     traces[0][0].finish_reason = "length"                            # truncated samples are not positives
-    assert all(r["completion"] != traces[0][0].text or False for r in S.rft_data([[traces[0][0]]]))
+    assert S.rft_data([[traces[0][0]]]) == []
     pairs = S.dpo_pairs(negs, S.positives_by_problem(traces, probs))
     assert all(grade(p["chosen"], "2") and not grade(p["rejected"], "2") for p in pairs)
 
@@ -151,18 +151,6 @@ def test_synthesize_problems_keeps_only_verified_positives():
     assert len(S.synthesize_problems(ScriptedBackend(gen), seeds, verify_k=0)) == 3
 
 
-def test_power_law_fit_and_efficiency_multiplier():
-    ns = np.array([50, 100, 200, 400, 800])
-    a, al = S.fit_power_law(ns, S.power_law(ns, 3.0, 0.4))
-    assert np.isclose(a, 3.0) and np.isclose(al, 0.4)
-    # a method whose error at n equals SFT's at 8n is 8x as data-efficient, at every n
-    sft, meth = (3.0, 0.4), (3.0 * 8 ** -0.4, 0.4)
-    assert all(np.isclose(S.efficiency_multiplier(sft, meth, n), 8.0) for n in ns)
-    assert math.isnan(S.efficiency_multiplier((1.0, 0.0), meth, 100))
-    with pytest.raises(ValueError, match="distinct sizes"):
-        S.fit_power_law([10, 10], [0.5, 0.4])
-
-
 def test_scaling_table_bootstrap_ci_covers_the_point_estimate():
     m = 60
     acc = {20: 15, 40: 24, 80: 32, 160: 39, 320: 45}
@@ -180,7 +168,8 @@ def test_scaling_table_bootstrap_ci_covers_the_point_estimate():
 def test_step_values_on_a_tiny_model_batches_all_prefixes_in_one_call():
     "The real backend path: a 2-layer random Llama through HFBackend; every rollout of every prefix in one call."
     import torch
-    from reasonbook.backends import HFBackend, tiny_llama_path
+    from reasonbook.backends import HFBackend
+    from reasonbook.testing import tiny_llama_path
     torch.set_num_threads(2)
     be = HFBackend(str(tiny_llama_path()), progress=False)
     calls = []
@@ -194,3 +183,109 @@ def test_step_values_on_a_tiny_model_batches_all_prefixes_in_one_call():
     for t, q in zip(traces, vals):
         assert len(q) == len(split_steps(t.text)) + 1   # Q_0 … Q_L
         assert all(0.0 <= v <= 1.0 for v in q)
+
+
+# --- the experiment's functions on a scripted Lab (no model, no training) -------------------------------------
+
+def _arith(model, prompt, j):
+    "Base model: always wrong; π_sft: right on even samples; DPO-trained policies: always right."
+    a, b = map(int, re.search(r"What is (\d+) \+ (\d+)", prompt).groups())
+    s = a + b + (0 if "dpo" in model or (model.startswith("sft") and j % 2 == 0) else 1)
+    return f"{a} + {b} = {s}.\n\nThe answer is \\boxed{{{s}}}."
+
+
+def scripted_lab(respond=_arith):
+    trained = []
+    def train_(name, recipe, base, rows, **hp):
+        trained.append((name, recipe.__name__, len(rows), hp))
+        return TrainResult(Path(name), [1.0], 1, 0.0)
+    def open_(model):
+        mid = model.path.name if isinstance(model, TrainResult) else str(model)
+        return nullcontext(ScriptedBackend(lambda p, j: respond(mid, p, j), model_id=mid))
+    lab = S.Lab(open_, train_)
+    lab.trained = trained
+    return lab
+
+
+def _problems(n):
+    return [Problem(f"q{i}", f"What is {i} + {i + 1}?", str(2 * i + 1),
+                    f"{i} + {i + 1} = {2 * i + 1}.\n\nThe answer is \\boxed{{{2 * i + 1}}}.") for i in range(n)]
+
+
+def test_every_run_and_plot_function_on_a_scripted_lab():
+    cfg = S.SyntheticConfig(data_sizes=[2, 4], n_test=3, pass_k=2, n_boot=20, betas=[0.1, 0.5], self_explore=True)
+    P = _problems(7)
+    D, test = P[:4], P[4:]
+    lab = scripted_lab()
+    with lab.open(cfg.model) as base:
+        rows = S.sft_data(D, base)
+        base_error = S.test_error(S.evaluate(base, test, cfg.greedy))
+    assert base_error == 1.0
+    runs = S.run_scaling(lab, cfg, D, rows, test)
+    assert list(runs) == [2, 4] and all(set(r.evals) == set(S.METHODS) for r in runs.values())
+    # every model is trained once, from the right base, with the right recipe
+    names = [t[0] for t in lab.trained]
+    assert names == ["sft-n2", "rft-n2", "dpo-n2-b0.1", "psdpo-n2-b0.1", "sft-n4", "rft-n4", "dpo-n4-b0.1", "psdpo-n4-b0.1"]
+    assert [t[1] for t in lab.trained[:4]] == ["sft", "sft", "dpo", "per_step_dpo"]
+    assert lab.trained[2][3] == dict(beta=0.1, lr=cfg.dpo_lr, epochs=cfg.dpo_epochs, batch_size=cfg.batch_size, lora=None)
+    errors = S.error_table(runs)
+    tab = S.scaling_table(S.method_correct(runs), n_boot=cfg.n_boot, seed=cfg.seed)
+    assert errors.loc[4].to_dict() == {"SFT": 0.0, "RFT": 1.0, "DPO": 0.0, "per-step DPO": 0.0}
+    passk = S.pass_at_k_table(runs, cfg.pass_k)
+    betas = S.run_beta_sweep(lab, cfg, runs[4], test)
+    assert [t[0] for t in lab.trained[8:]] == ["dpo-n4-b0.5", "psdpo-n4-b0.5"] and betas.attrs["n"] == 4
+    se = S.run_self_explore(lab, cfg, runs[4], test)
+    assert se["pairs"] == 4 and lab.trained[-1][0] == "selfexplore-n4-b0.1"
+    sft_error = S.test_error(runs[4].evals["SFT"].correct)
+    figs = [S.plot_error_vs_data(errors, tab, base_error, len(test), "tiny", "scripted"),
+            S.plot_efficiency_multipliers(tab, "tiny", "scripted"),
+            S.plot_pass_at_k(passk, cfg.pass_k, cfg.temperature, "tiny", "scripted"),
+            S.plot_dpo_vs_per_step_beta(betas, sft_error, se, cfg.dpo_beta, "tiny", "scripted"),
+            S.plot_advantages(S.advantage_examples(runs[4].samples.negs, runs[4].samples.vals), cfg.rollout_K)]
+    assert all(isinstance(f, plt.Figure) for f in figs)
+    for f in figs:
+        plt.close(f)
+    cmp = S.paper_table(tab, betas, sft_error)
+    assert list(cmp.what) == [
+        "RFT data-efficiency multiplier vs SFT", "per-step DPO data-efficiency multiplier vs SFT",
+        "standard DPO beats π_sft for some β (MATH)", "per-step DPO beats π_sft for some β",
+        "scaling exponent α: per-step DPO vs SFT"]
+    assert list(cmp.paper) == [S.PAPER[k] for k in S.PAPER]
+
+
+def test_a_method_without_training_data_is_pi_sft():
+    "No correct samples: RFT has only D_syn's rows (or none); no negatives: both DPO variants are π_sft."
+    cfg = S.SyntheticConfig(data_sizes=[2, 4], n_test=2, pass_k=0, rft_include_syn=False, betas=[0.1, 0.5])
+    P = _problems(4)
+    always_right = lambda model, p, j: _arith("dpo", p, j)
+    lab = scripted_lab(always_right)
+    run = S.run_size(lab, cfg, P[:2], S.sft_data(P[:2], ScriptedBackend(lambda *a: "")), P[2:])
+    assert [t[0] for t in lab.trained] == ["sft-n2", "rft-n2"]           # nothing to DPO on
+    assert run.evals["DPO"] is run.evals["SFT"] and run.info["DPO note"] == "no pairs: policy = π_sft"
+    betas = S.run_beta_sweep(lab, cfg, run, P[2:])
+    assert len(lab.trained) == 2 and betas.to_dict() == {"DPO": {0.1: 0.0, 0.5: 0.0}, "per-step DPO": {0.1: 0.0, 0.5: 0.0}}
+    lab = scripted_lab(lambda model, p, j: _arith("base", p, j))      # never right: RFT has no rows at all
+    run = S.run_size(lab, cfg, P[:2], S.sft_data(P[:2], ScriptedBackend(lambda *a: "")), P[2:])
+    assert run.info["rft_note"] == "no correct samples: RFT = SFT" and run.evals["RFT"] is run.evals["SFT"]
+
+
+def test_config_fields_are_the_notebook_parameters_and_every_profile_validates():
+    from reasonbook.cli import notebook_parameters
+    params = notebook_parameters(ROOT / "nbs" / "30_synthetic_negatives.ipynb")
+    assert set(params) == {f.name for f in fields(S.SyntheticConfig)}
+    for prof in sorted((ROOT / "configs" / "synthetic").glob("*.yaml")):
+        cfg = S.SyntheticConfig.from_params(yaml.safe_load(prof.read_text()))
+        assert cfg.profile in ("smoke", prof.stem)
+
+
+@pytest.mark.parametrize("bad, msg", [
+    ({"data_sizes": "2,4"}, "'data_sizes' expects list[int]"),
+    ({"temperature": "hot"}, "'temperature' expects float"),
+    ({"lora": [16]}, "'lora'"),
+    ({"betas": []}, "'betas' expects β values > 0"),
+    ({"pass_k": -1}, "'pass_k' expects a value >= 0"),
+    ({"rollout_K": 5, "n_rollouts": 4}, "'n_rollouts'"),
+])
+def test_config_rejects_a_wrong_parameter_naming_the_key(bad, msg):
+    with pytest.raises(ConfigError, match=re.escape(msg)):
+        S.SyntheticConfig.from_params(bad)
