@@ -105,9 +105,9 @@ def open_backend(spec: str, store: RunStore | str | Path | None = None, *, batch
 
 # %% ../nbs/06a_runs.ipynb #c7d1e91a
 def recipe_fingerprint(recipe: Mapping) -> str:
-    "A hash of a training recipe plus the training environment."
+    "A hash of a training recipe plus the training environment (with the recipe's `settings`, a `TrainSettings` or dict)."
     from reasonbook.train import training_environment
-    blob = json.dumps([recipe, training_environment()], sort_keys=True, default=str)
+    blob = json.dumps([recipe, training_environment(recipe.get("settings"))], sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()
 
 # %% ../nbs/06a_runs.ipynb #3294f1f8
@@ -120,13 +120,14 @@ class TrainCache:
 
     def get_or_train(self, name: str, recipe: Mapping, train_fn: Callable):
         "The `TrainResult` of `recipe`: loaded if trained before, else `train_fn(out_dir)` (which must return one)."
-        from reasonbook.train import TrainResult
+        from reasonbook.train import TrainResult, _RECORD
         out = self.folder(name, recipe)
         for done in [out, *sorted(self.root.glob(f"*-{out.name.rsplit('-', 1)[1]}"))]:   # same recipe, any name
             meta = done / "train_result.json"
             if meta.exists() and any(done.glob("*.safetensors")):
                 d = json.loads(meta.read_text())
-                return TrainResult(done, d["losses"], d["steps"], d["seconds"])
+                return TrainResult(done, d["losses"], d["steps"], d["seconds"], **{k: d.get(k) for k in _RECORD})
         res = train_fn(out)
-        meta.write_text(json.dumps(dict(losses=res.losses, steps=res.steps, seconds=res.seconds, recipe=recipe), default=str))
+        meta.write_text(json.dumps(dict(losses=res.losses, steps=res.steps, seconds=res.seconds, recipe=recipe,
+                                        **{k: getattr(res, k, None) for k in _RECORD}), default=str))
         return res

@@ -18,8 +18,10 @@ from pathlib import Path
 import torch
 
 # %% auto #0
-__all__ = ['OPTIM', 'TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'sequence_logprobs', 'completion_nll',
-           'dpo_loss', 'bf16_available', 'training_environment', 'compact_cpu_logprobs', 'sft', 'dpo', 'main', 'launch']
+__all__ = ['PRECISIONS', 'OPTIM', 'TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'sequence_logprobs',
+           'completion_nll', 'dpo_loss', 'bf16_available', 'accelerate_config', 'check_train_settings', 'TrainSettings',
+           'as_settings', 'resolve_precision', 'launcher_command', 'train_memory', 'training_environment',
+           'compact_cpu_logprobs', 'sft', 'dpo', 'main', 'launch']
 
 # %% ../nbs/05_train.ipynb #479ebf56
 @dataclass
@@ -29,6 +31,11 @@ class TrainResult:
     losses: list[float]   # training loss logged at every optimizer step
     steps: int            # optimizer steps taken
     seconds: float        # wall-clock time of the run (loading, training and saving)
+    effective_batch: int | None = None   # sequences per optimizer step: per device × accumulation × processes
+    per_device_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    processes: int | None = None         # data-parallel processes (1 in-process; N under `accelerate launch`)
+    precision: str | None = None         # the resolved precision ("bf16", "bf16-mixed" or "fp32")
 
     @property
     def final_loss(self) -> float | None:
@@ -125,14 +132,153 @@ def bf16_available() -> bool:
     except Exception:
         return False
 
+# %% ../nbs/05_train.ipynb #415c6cbb
+def accelerate_config(name: str) -> Path:
+    "The accelerate config `configs/accelerate/<name>.yaml` of this repository (an error names the ones there are)."
+    import reasonbook
+    folder = Path(reasonbook.__file__).resolve().parents[1] / "configs" / "accelerate"
+    path = folder / f"{name}.yaml"
+    if not path.exists():
+        have = sorted(p.stem for p in folder.glob("*.yaml"))
+        raise ValueError(f"TrainSettings.launcher: no accelerate config {name!r} in {folder} (there are: {have})")
+    return path
+
+# %% ../nbs/05_train.ipynb #c86d1524
+def _accelerate_type(launcher: str) -> str | None:
+    "The `distributed_type` of an `accelerate:<name>` launcher's config (None for any other launcher)."
+    if not launcher.startswith("accelerate:"):
+        return None
+    import yaml
+    return yaml.safe_load(accelerate_config(launcher.split(":", 1)[1]).read_text()).get("distributed_type", "NO")
+
+# %% ../nbs/05_train.ipynb #4aaab35a
+def check_train_settings(s: TrainSettings):
+    "Value checks of a `TrainSettings` (run by its `__post_init__`); every error names the field."
+    def fail(name, want):
+        raise ValueError(f"TrainSettings.{name}: expected {want}, got {getattr(s, name)!r}")
+    if s.precision not in PRECISIONS: fail("precision", f"one of {PRECISIONS}")
+    if not isinstance(s.gradient_checkpointing, bool): fail("gradient_checkpointing", "True or False")
+    if s.lora is not None and not isinstance(s.lora, dict): fail("lora", "a dict of peft.LoraConfig fields or None")
+    if s.lora and not (isinstance(s.lora.get("r", 16), int) and s.lora.get("r", 16) >= 1):
+        fail("lora", "a rank r >= 1")
+    for key in ("per_device_batch_size", "gradient_accumulation_steps", "max_length", "processes"):
+        v = getattr(s, key)
+        if v is not None and (isinstance(v, bool) or not isinstance(v, int) or v < 1): fail(key, "an integer >= 1 or None")
+    if not isinstance(s.launcher, str): fail("launcher", "a string")
+    if s.launcher.startswith("accelerate:"):
+        fsdp = _accelerate_type(s.launcher) == "FSDP"
+        if fsdp and s.precision == "bf16":
+            fail("precision", "'auto', 'bf16-mixed' or 'fp32' under an FSDP launcher (accelerate keeps fp32 master "
+                              "weights under FSDP mixed precision, so pure bf16 is not what would run)")
+    elif s.processes is not None:
+        fail("processes", "None unless the launcher is an 'accelerate:<config>' one")
+
+# %% ../nbs/05_train.ipynb #6bad4d4e
+PRECISIONS = ("auto", "bf16", "bf16-mixed", "fp32")
+
+@dataclass(frozen=True)
+class TrainSettings:
+    "How a run fits the hardware (precision, memory savers, batch shape, launcher): one object for all notebooks."
+    precision: str = "auto"
+    gradient_checkpointing: bool = False
+    lora: dict | None = None
+    launcher: str = ""
+    per_device_batch_size: int | None = None
+    gradient_accumulation_steps: int | None = None
+    max_length: int | None = None
+    processes: int | None = None
+
+    def __post_init__(self): check_train_settings(self)
+
+# %% ../nbs/05_train.ipynb #4a297af7
+def as_settings(settings: TrainSettings | dict | None) -> TrainSettings:
+    "A `TrainSettings` from itself, a dict of its fields (a notebook config's `train:` block), or None (the defaults)."
+    if settings is None:
+        return TrainSettings()
+    if isinstance(settings, TrainSettings):
+        return settings
+    if isinstance(settings, dict):
+        names = set(TrainSettings.__dataclass_fields__)
+        unknown = sorted(set(settings) - names)
+        if unknown:
+            raise ValueError(f"TrainSettings: unknown field(s) {unknown}; the fields are {sorted(names)}")
+        return TrainSettings(**settings)
+    raise TypeError(f"settings: expected TrainSettings, dict or None, got {type(settings).__name__}")
+
+# %% ../nbs/05_train.ipynb #dc7ccc8a
+def resolve_precision(settings: TrainSettings | dict | None = None, cuda: bool | None = None) -> str:
+    "What `settings.precision` means on this host: 'bf16' (bf16 weights), 'bf16-mixed' (fp32 weights, bf16 autocast) or 'fp32'."
+    s = as_settings(settings)
+    if s.precision != "auto":
+        return s.precision
+    cuda = torch.cuda.is_available() if cuda is None else cuda
+    fsdp = _accelerate_type(s.launcher) == "FSDP" or os.environ.get("ACCELERATE_USE_FSDP", "").lower() == "true"
+    if cuda:
+        if not torch.cuda.is_bf16_supported():
+            return "fp32"
+        return "bf16-mixed" if fsdp else "bf16"
+    return "bf16-mixed" if bf16_available() else "fp32"
+
+# %% ../nbs/05_train.ipynb #1435f9b6
+def launcher_command(settings: TrainSettings | dict | None) -> list[str]:
+    "The command prefix that `launch` runs `-m reasonbook.train …` under ([] for in-process)."
+    import shlex
+    s = as_settings(settings)
+    launcher = s.launcher.strip()
+    if not launcher:
+        return []
+    if launcher.startswith("accelerate:"):
+        cmd = [sys.executable, "-m", "accelerate.commands.launch",
+               "--config_file", str(accelerate_config(launcher.split(":", 1)[1]))]
+        if s.processes:
+            cmd += ["--num_processes", str(s.processes)]
+        cmd += ["--mixed_precision", "no" if resolve_precision(s) == "fp32" else "bf16"]
+        if s.gradient_checkpointing and _accelerate_type(launcher) == "FSDP":
+            cmd += ["--fsdp_activation_checkpointing", "true"]
+        return cmd
+    cmd = shlex.split(launcher)
+    return [sys.executable] if cmd[-1] == "python" else cmd   # "python" alone: this interpreter
+
+# %% ../nbs/05_train.ipynb #775f8b31
+def train_memory(params: float, settings: TrainSettings | dict | None = None, gpus: int = 1,
+                 trainable: float | None = None) -> dict:
+    "Bytes per GPU of weights, gradients and optimizer state for training a `params`-parameter model under `settings`."
+    s = as_settings(settings)
+    if gpus < 1:
+        raise ValueError(f"train_memory: gpus must be >= 1, got {gpus}")
+    fsdp = _accelerate_type(s.launcher) == "FSDP"
+    precision = s.precision if s.precision != "auto" else ("bf16-mixed" if fsdp else "bf16")
+    width = 2 if precision == "bf16" else 4          # bytes of one weight (and of one gradient / moment entry)
+    if s.lora:
+        t = 0.01 * params if trainable is None else trainable
+        weights, grads, optimizer = params * width + 4 * t, 4 * t, 8 * t
+    else:
+        weights, grads, optimizer = params * width, params * width, 2 * params * width
+    shard = gpus if fsdp else 1
+    out = {k: int(math.ceil(v / shard)) for k, v in dict(weights=weights, grads=grads, optimizer=optimizer).items()}
+    out["total"] = sum(out.values())
+    return dict(out, precision=precision, sharded_over=shard, bytes_per_param=out["total"] * shard / params)
+
+# %% ../nbs/05_train.ipynb #748e44df
+def _weights_key(s: TrainSettings) -> dict:
+    "The fields of `s` that change the trained weights, with the precision resolved on this host."
+    return dict(precision=resolve_precision(s), lora=s.lora or None, per_device_batch_size=s.per_device_batch_size,
+                gradient_accumulation_steps=s.gradient_accumulation_steps, max_length=s.max_length,
+                launcher=s.launcher, processes=s.processes)
+
 # %% ../nbs/05_train.ipynb #fbcb103d
 OPTIM = "adamw_torch_fused"
 
-def training_environment() -> dict:
+def training_environment(settings: TrainSettings | dict | None = None) -> dict:
     "The settings outside a recipe that change the trained weights (for cache keys)."
     import transformers, trl
-    return dict(bf16=bf16_available(), optim=OPTIM, torch=torch.__version__, transformers=transformers.__version__,
-                trl=trl.__version__)
+    env = dict(bf16=bf16_available(), optim=OPTIM, torch=torch.__version__, transformers=transformers.__version__,
+               trl=trl.__version__)
+    key = _weights_key(as_settings(settings))
+    legacy = _weights_key(TrainSettings(precision="bf16-mixed" if bf16_available() else "fp32"))
+    if key != legacy:
+        env["settings"] = key
+    return env
 
 # %% ../nbs/05_train.ipynb #263db555
 def _lora_config(lora: dict | None):
@@ -151,13 +297,34 @@ def _common_args(output_dir, epochs, lr, batch_size, max_steps, seed, trl_kwargs
               activation_checkpointing=False, optim=OPTIM, dataloader_num_workers=0,
               dataloader_pin_memory=torch.cuda.is_available(),
               bf16=bf16_available())
-    if kw["bf16"] and not torch.cuda.is_available():
-        kw["use_cpu"] = True   # transformers only accepts bf16 without CUDA when told the run is on the CPU
     trl_kwargs = dict(trl_kwargs)
     if "gradient_checkpointing" in trl_kwargs:  # deprecated alias in transformers 5
         trl_kwargs["activation_checkpointing"] = trl_kwargs.pop("gradient_checkpointing")
     kw.update(trl_kwargs)
+    if kw["bf16"] and not torch.cuda.is_available():
+        kw.setdefault("use_cpu", True)   # transformers only accepts bf16 without CUDA when told the run is on the CPU
     return kw
+
+# %% ../nbs/05_train.ipynb #bac6477c
+_DTYPES = {"bf16": torch.bfloat16, "bf16-mixed": torch.float32, "fp32": torch.float32}
+
+def _apply_settings(settings, batch_size: int, lora: dict | None, trl_kwargs: dict):
+    "`(precision, load dtype, batch_size, lora, trl_kwargs)` of a call under `settings`."
+    s = as_settings(settings)
+    precision = "fp32" if s.precision == "auto" and trl_kwargs.get("bf16") is False else resolve_precision(s)
+    kw = {"bf16": precision != "fp32", **trl_kwargs}
+    if s.precision != "auto":
+        kw["bf16"] = precision != "fp32"
+    if s.gradient_checkpointing:
+        fsdp_ckpt = os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "").lower() == "true"
+        kw.pop("gradient_checkpointing", None)
+        kw["activation_checkpointing"] = not fsdp_ckpt
+    if s.gradient_accumulation_steps:
+        kw["gradient_accumulation_steps"] = s.gradient_accumulation_steps
+    if s.max_length:
+        kw["max_length"] = s.max_length
+    return (precision, _DTYPES[precision], s.per_device_batch_size or batch_size,
+            s.lora if s.lora is not None else lora, kw)
 
 # %% ../nbs/05_train.ipynb #10d604c5
 def _check_rows(rows: list[dict], keys: tuple[str, ...], fn: str):
@@ -205,6 +372,27 @@ class compact_cpu_logprobs:
         if self._orig is not None:
             self._u._use_triton = self._orig
 
+# %% ../nbs/05_train.ipynb #fdfbb9a7
+def _save(trainer, tok, out: Path, lora, base, dtype):
+    "Save a full HF folder: FSDP gathers its shards on every rank; a LoRA adapter is merged into the base weights."
+    acc = trainer.accelerator
+    if getattr(trainer, "is_fsdp_enabled", False):
+        trainer.save_model(str(out))         # every rank takes part in gathering the full state dict
+        acc.wait_for_everyone()
+        if lora and acc.is_main_process:     # FSDP saved the adapter only: merge it into the base weights here
+            from peft import PeftModel
+            m = load_model_and_tokenizer(base, dtype=dtype)[0]
+            PeftModel.from_pretrained(m, str(out)).merge_and_unload().save_pretrained(out)
+            for f in ("adapter_config.json", "adapter_model.safetensors", "adapter_model.bin"):
+                (out / f).unlink(missing_ok=True)
+    elif acc.is_main_process:  # under `accelerate launch` only one process writes the folder
+        model = acc.unwrap_model(trainer.model)
+        if lora:
+            model = model.merge_and_unload()
+        model.save_pretrained(out)
+    if acc.is_main_process:
+        tok.save_pretrained(out)
+
 # %% ../nbs/05_train.ipynb #21cf35ea
 def _train(trainer):
     from transformers.trainer_callback import PrinterCallback
@@ -212,30 +400,34 @@ def _train(trainer):
     with compact_cpu_logprobs():
         trainer.train()
 
-def _finish(trainer, tok, output_dir, lora, t0) -> TrainResult:
+def _finish(trainer, tok, output_dir, lora, t0, base=None, precision=None) -> TrainResult:
     losses = [float(h["loss"]) for h in trainer.state.log_history if "loss" in h]
     out = Path(output_dir)
     acc = trainer.accelerator
     acc.wait_for_everyone()
-    if acc.is_main_process:  # under `accelerate launch` only one process writes the folder
-        model = acc.unwrap_model(trainer.model)
-        if lora:
-            model = model.merge_and_unload()
+    if acc.is_main_process:
         out.mkdir(parents=True, exist_ok=True)
-        model.save_pretrained(out)
-        tok.save_pretrained(out)
     acc.wait_for_everyone()
-    return TrainResult(out, losses, int(trainer.state.global_step), time.time() - t0)
+    _save(trainer, tok, out, lora, base, _DTYPES.get(precision or "fp32"))
+    acc.wait_for_everyone()
+    a = trainer.args
+    return TrainResult(out, losses, int(trainer.state.global_step), time.time() - t0,
+                       effective_batch=a.train_batch_size * a.gradient_accumulation_steps * a.world_size,
+                       per_device_batch_size=a.per_device_train_batch_size,
+                       gradient_accumulation_steps=a.gradient_accumulation_steps, processes=a.world_size,
+                       precision=precision)
 
 # %% ../nbs/05_train.ipynb #673280c7
 def sft(model, data: list[dict], output_dir, *, epochs: float = 1, lr: float = 1e-5, batch_size: int = 8,
-        max_steps: int = -1, lora: dict | None = None, seed: int = 0, **trl_kwargs) -> TrainResult:
+        max_steps: int = -1, lora: dict | None = None, seed: int = 0, settings: TrainSettings | dict | None = None,
+        **trl_kwargs) -> TrainResult:
     "Fine-tune `model` on `data` (keys `prompt`, `completion`; loss on the completion only); save to `output_dir`."
     from datasets import Dataset
     from trl import SFTConfig, SFTTrainer
     _check_rows(data, ("prompt", "completion"), "sft")
     t0 = time.time()
-    m, tok = load_model_and_tokenizer(model)
+    precision, dtype, batch_size, lora, trl_kwargs = _apply_settings(settings, batch_size, lora, trl_kwargs)
+    m, tok = load_model_and_tokenizer(model, dtype=dtype)
     args = SFTConfig(**_common_args(output_dir, epochs, lr, batch_size, max_steps, seed,
                                     {"completion_only_loss": True, **trl_kwargs}))
     ds = Dataset.from_list([{"prompt": d["prompt"], "completion": d["completion"]} for d in data])
@@ -243,7 +435,7 @@ def sft(model, data: list[dict], output_dir, *, epochs: float = 1, lr: float = 1
         trainer = SFTTrainer(model=m, args=args, train_dataset=ds, processing_class=tok,
                              peft_config=_lora_config(lora))
         _train(trainer)
-    return _finish(trainer, tok, output_dir, lora, t0)
+    return _finish(trainer, tok, output_dir, lora, t0, base=model, precision=precision)
 
 # %% ../nbs/05_train.ipynb #2b739080
 def _dpo_trainer_cls():
@@ -269,16 +461,17 @@ def _dpo_trainer_cls():
 # %% ../nbs/05_train.ipynb #14db7335
 def dpo(model, pairs: list[dict], output_dir, *, beta: float = 0.1, ref_model=None, epochs: float = 1,
         lr: float = 5e-7, batch_size: int = 8, max_steps: int = -1, lora: dict | None = None, seed: int = 0,
-        **trl_kwargs) -> TrainResult:
+        settings: TrainSettings | dict | None = None, **trl_kwargs) -> TrainResult:
     "DPO-train `model` on `pairs` (keys `prompt`, `chosen`, `rejected`) against `ref_model` (default: `model`)."
     from datasets import Dataset
     from trl import DPOConfig
     _check_rows(pairs, ("prompt", "chosen", "rejected"), "dpo")
     t0 = time.time()
-    m, tok = load_model_and_tokenizer(model)
+    precision, dtype, batch_size, lora, trl_kwargs = _apply_settings(settings, batch_size, lora, trl_kwargs)
+    m, tok = load_model_and_tokenizer(model, dtype=dtype)
     ref = None
     if ref_model is not None:
-        ref = load_model_and_tokenizer(ref_model)[0]
+        ref = load_model_and_tokenizer(ref_model, dtype=dtype)[0]
     args = DPOConfig(**_common_args(output_dir, epochs, lr, batch_size, max_steps, seed, {"beta": beta, **trl_kwargs}))
     rows = [{"prompt": p["prompt"], "chosen": p["chosen"], "rejected": p["rejected"],
              "rejected_is_prefix": bool(p.get("rejected_is_prefix", False))} for p in pairs]
@@ -286,11 +479,14 @@ def dpo(model, pairs: list[dict], output_dir, *, beta: float = 0.1, ref_model=No
         trainer = _dpo_trainer_cls()(model=m, ref_model=ref, args=args, train_dataset=Dataset.from_list(rows),
                                      processing_class=tok, peft_config=_lora_config(lora))
         _train(trainer)
-    return _finish(trainer, tok, output_dir, lora, t0)
+    return _finish(trainer, tok, output_dir, lora, t0, base=model, precision=precision)
 
 # %% ../nbs/05_train.ipynb #e1d910a3
+_RECORD = ("effective_batch", "per_device_batch_size", "gradient_accumulation_steps", "processes", "precision")
+
 def _result_json(res: TrainResult, rows: int) -> dict:
-    return {"losses": res.losses, "steps": res.steps, "seconds": res.seconds, "rows": rows}
+    return {"losses": res.losses, "steps": res.steps, "seconds": res.seconds, "rows": rows,
+            **{k: getattr(res, k) for k in _RECORD}}
 
 def main(argv=None):
     "`python -m reasonbook.train {sft,dpo} --model M --data rows.jsonl --out DIR [--kwargs JSON]`."
@@ -300,7 +496,7 @@ def main(argv=None):
     ap.add_argument("--model", required=True, help="model spec, local folder or Hub id")
     ap.add_argument("--data", required=True, help="JSONL rows: prompt+completion (sft) or prompt+chosen+rejected (dpo)")
     ap.add_argument("--out", required=True, help="output folder")
-    ap.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments for sft()/dpo()")
+    ap.add_argument("--kwargs", default="{}", help="JSON object of keyword arguments for sft()/dpo() (and `settings`)")
     a = ap.parse_args(argv)
     with open(a.data) as f:
         rows = [json.loads(line) for line in f if line.strip()]
@@ -310,28 +506,30 @@ def main(argv=None):
     return res
 
 # %% ../nbs/05_train.ipynb #e37939f6
-def launch(method: str, model, data: list[dict], output_dir, launcher: str = "", **kwargs) -> TrainResult:
-    "Run `sft`/`dpo` in-process (`launcher=\"\"`) or as `<launcher> -m reasonbook.train …` (e.g. accelerate launch)."
-    import json, shlex, subprocess, sys
+def launch(method: str, model, data: list[dict], output_dir, launcher: str = "",
+           settings: TrainSettings | dict | None = None, **kwargs) -> TrainResult:
+    "Run `sft`/`dpo` in-process (no launcher) or as `<launcher> -m reasonbook.train …` (`settings.launcher` wins)."
+    import dataclasses, json, subprocess
     if method not in ("sft", "dpo"):
         raise ValueError(f"train.launch: method must be 'sft' or 'dpo', got {method!r}")
-    if not launcher:
-        return (sft if method == "sft" else dpo)(model, data, output_dir, **kwargs)
+    s = as_settings(settings)
+    if not s.launcher and launcher:
+        s = dataclasses.replace(s, launcher=launcher)
+    if not s.launcher:
+        return (sft if method == "sft" else dpo)(model, data, output_dir, settings=s, **kwargs)
     out = Path(output_dir)
     out.mkdir(parents=True, exist_ok=True)
     with open(out / "train_data.jsonl", "w") as f:
         for r in data:
             f.write(json.dumps(r) + "\n")
-    cmd = shlex.split(launcher)
-    if cmd and cmd[-1] == "python":  # "python" alone: run the module with this interpreter
-        cmd = [sys.executable]
-    cmd += ["-m", "reasonbook.train", method, "--model", str(model), "--data", str(out / "train_data.jsonl"),
-            "--out", str(out), "--kwargs", json.dumps(kwargs)]
+    cmd = launcher_command(s) + ["-m", "reasonbook.train", method, "--model", str(model),
+                                 "--data", str(out / "train_data.jsonl"), "--out", str(out),
+                                 "--kwargs", json.dumps({**kwargs, "settings": dataclasses.asdict(s)})]
     proc = subprocess.run(cmd)
     if proc.returncode != 0:
         raise RuntimeError(f"train.launch: `{' '.join(cmd[:6])} ...` exited with {proc.returncode}")
     d = json.loads((out / "train_result.json").read_text())
-    return TrainResult(out, d["losses"], d["steps"], d["seconds"])
+    return TrainResult(out, d["losses"], d["steps"], d["seconds"], **{k: d.get(k) for k in _RECORD})
 
 if __name__ == "__main__" and sys.argv[0].endswith("train.py"):
     main()
