@@ -20,16 +20,25 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+from fastcore.basics import patch
+
 from .backends import Backend, Completion, Sampling
-from .grading import cov_at_k, extract_answer, grade, maj_at_k
+from .grading import coverage_at_k, extract_answer, grade, maj_at_k
 
 # %% auto #0
-__all__ = ['DELIMITER_PRESETS', 'CCC_INSTRUCTIONS', 'Delimiters', 'get_delimiters', 'end_of_turn_tokens', 'delimiter_ids',
-           'thinking_stop_ids', 'count_thinking_tokens', 'ScriptedThinker', 'ForcedThinking', 'budget_force',
-           'budget_sweep', 'tcc_prompt', 'scc_prompt', 'ccc_prompt', 's1_prompt', 'sample_thinking', 'rejection_sample',
-           'control', 'scaling', 'performance', 'accuracy', 'summarize_run', 'parallel_scaling', 'extension_overhead',
-           'quality_issues', 'quality_filter', 'difficulty_filter', 'add_trace_tokens', 'diversity_sample',
-           'select_s1k', 'ablation_subsets', 's1_sft_example', 's1_sft', 'main']
+__all__ = ['DELIMITER_PRESETS', 'GREEDY', 'CCC_INSTRUCTIONS', 'ROUND_SEED_STRIDE', 'PAPER', 'JUDGE_SAMPLING', 'Delimiters',
+           'get_delimiters', 'end_of_turn_tokens', 'delimiter_ids', 'thinking_stop_ids', 'stop_set', 'strip_stop',
+           'count_thinking_tokens', 'ForcedThinking', 'Thought', 'start_thinking', 'may_extend', 'end_or_extend',
+           'generate_unique', 'think_round', 'think', 'force_answer', 'budget_force', 'budget_sweep', 'ccc_prompt',
+           'tcc_prompt', 'scc_prompt', 's1_prompt', 'sample_thinking', 'rejection_sample', 'control', 'scaling',
+           'performance', 'accuracy', 'summarize_run', 'parallel_scaling', 'extension_overhead', 'quality_issues',
+           'quality_filter', 'difficulty_filter', 'add_trace_tokens', 'diversity_sample', 'select_s1k',
+           'ablation_subsets', 's1_sft_example', 's1_sft', 'S1Config', 'check_s1_config', 'S1Problems', 'load_problems',
+           'SweepPlan', 'seq_settings', 'bf_name', 'control_variants', 'plan_budget_forcing', 'run_budget_forcing',
+           'run_point', 'setting_label', 'fig1_points', 'fig1_summary', 'plot_fig1', 'fig4a_points',
+           'run_parallel_scaling', 'plot_fig4', 'run_rejection_sampling', 'table3_runs', 'table3', 'fig6_points',
+           'plot_fig6', 'table4', 'run_extension_overhead', 'arithmetic_operation', 'select_from_run', 'run_s1_sft',
+           'paper_vs_this_run']
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #cb429c1f
 @dataclass(frozen=True)
@@ -47,6 +56,7 @@ class Delimiters:
         nl = "" if thinking.endswith("\n") else "\n"
         return nl + (self.answer_start or "") + self.final_answer
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #50e5dd33
 DELIMITER_PRESETS = {
     "s1": Delimiters("s1", "<|im_start|>think", ("<|im_start|>", "<|im_end|>"), "<|im_start|>answer\n",
                      ("<|im_end|>",)),
@@ -63,6 +73,7 @@ def get_delimiters(spec: str | Delimiters) -> Delimiters:
                          "(or pass a Delimiters)")
     return DELIMITER_PRESETS[spec]
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #618b6564
 def end_of_turn_tokens(tokenizer) -> tuple[str, ...]:
     "The tokens that end an assistant turn: `<|im_end|>` for ChatML tokenizers, else the EOS token."
     vocab = tokenizer.get_vocab()
@@ -71,6 +82,7 @@ def end_of_turn_tokens(tokenizer) -> tuple[str, ...]:
         toks.append(tokenizer.eos_token)
     return tuple(toks)
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #61e3d5de
 def delimiter_ids(tokenizer, strings: Sequence[str], what: str = "end-of-thinking") -> list[int]:
     "Token id of each delimiter string; raises if one is not exactly one token of `tokenizer`."
     ids = []
@@ -84,45 +96,29 @@ def delimiter_ids(tokenizer, strings: Sequence[str], what: str = "end-of-thinkin
         ids.append(t[0])
     return ids
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #29852a14
 def thinking_stop_ids(delims: Delimiters, tokenizer) -> list[int]:
     "Token ids that end the thinking phase under `delims` (end-of-turn/EOS for the plain preset)."
     return delimiter_ids(tokenizer, delims.think_end or end_of_turn_tokens(tokenizer))
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #21a5da9c
+def stop_set(backend, delimiter_ids: Sequence[int] = ()) -> set[int]:
+    "Token ids that end a generation: `delimiter_ids` and the backend's EOS ids."
+    return set(delimiter_ids) | set(backend.eos_token_ids or [backend.tokenizer.eos_token_id])
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #f417d631
+def strip_stop(token_ids: Sequence[int], stops: set[int]) -> list[int]:
+    "The generated ids without the final stop token (if the generation ended on one)."
+    ids = list(token_ids)
+    return ids[:-1] if ids and ids[-1] in stops else ids
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #33b5c31f
 def count_thinking_tokens(tokenizer, thinking: str) -> int:
     "Thinking tokens as the paper counts them: the thinking text re-tokenised with the model's tokenizer."
     return len(tokenizer.encode(thinking, add_special_tokens=False))
 
-# %% ../nbs/10_s1_budget_forcing.ipynb #0fb979fc
-class ScriptedThinker(Backend):
-    "A fake backend that 'thinks' a fixed number of tokens per call and then emits the end-of-thinking token."
-    def __init__(self, tokenizer, think_len: int = 10, extend_len: int | None = None, answer: str = " 42",
-                 word: str = " step", answer_triggers: Sequence[str] = ("Final Answer:", "<|im_start|>answer\n")):
-        self.tokenizer, self.think_len, self.answer = tokenizer, think_len, answer
-        self.extend_len = think_len if extend_len is None else extend_len
-        self.word_id = tokenizer.encode(word, add_special_tokens=False)[0]
-        self.answer_triggers = tuple(answer_triggers)
-        self.model_id = "scripted-thinker"
-        self.calls: list[tuple[int, Sampling]] = []   # (number of prompts, sampling) per generate call
-
-    def _one(self, ids: list[int], sp: Sampling) -> Completion:
-        stop = (list(sp.stop_token_ids) or self.eos_token_ids)[0]
-        if self.tokenizer.decode(ids).endswith(self.answer_triggers):
-            body = self.encode(self.answer)
-        else:
-            body = [self.word_id] * (self.think_len if sp.min_tokens == 0 else self.extend_len)
-        gen, finish = body + [stop], "stop"
-        if len(gen) > sp.max_tokens:
-            gen, finish = gen[:sp.max_tokens], "length"
-        return Completion(self.decode(gen[:-1] if finish == "stop" else gen), gen, finish,
-                          stop if finish == "stop" else None)
-
-    def generate_samples(self, requests, sampling: Sampling, desc=None) -> list[Completion]:
-        self.calls.append((len(requests), sampling))
-        return [self._one(self.encode(p) if isinstance(p, str) else list(p), sampling) for p, _ in requests]
-
 # %% ../nbs/10_s1_budget_forcing.ipynb #a279a43f
-@dataclass
+@dataclass(kw_only=True)
 class ForcedThinking:
     "One problem's budget-forced generation."
     prompt: str                  # the chat prompt (without the thinking delimiter)
@@ -145,29 +141,24 @@ class ForcedThinking:
         "The assistant's output after the thinking delimiter: thinking, the appended tail, the answer."
         return self.thinking + self.tail + self.answer
 
-# %% ../nbs/10_s1_budget_forcing.ipynb #e8d9ae72
-@dataclass
-class _Thought:
-    prompt: str
-    prompt_ids: list[int]
-    cap: int
-    k: int
-    ext: str
-    ext_ids: list[int]
-    ids: list[int] = field(default_factory=list)
+# %% ../nbs/10_s1_budget_forcing.ipynb #d45aa675
+@dataclass(kw_only=True)
+class Thought:
+    "The thinking state of one problem under budget forcing."
+    prompt: str                  # the chat prompt (without the thinking delimiter)
+    prompt_ids: list[int]        # the prompt with the thinking delimiter, as token ids
+    cap: int                     # maximum thinking tokens (generated + extension tokens)
+    k: int = 0                   # maximum number of extensions (num_ignore)
+    ext: str = ""                # the extension string ("Wait")
+    ext_ids: list[int] = field(default_factory=list)
+    ids: list[int] = field(default_factory=list)                 # thinking so far
     stops: list[tuple[int, bool]] = field(default_factory=list)  # (position in ids, extended there?)
     n_ext: int = 0
     capped: bool = False
     ended: bool = False
     rounds: int = 0
 
-def _per_prompt(value, n: int, name: str) -> list:
-    if isinstance(value, (list, tuple)):
-        if len(value) != n:
-            raise ValueError(f"budget_force: {name} has {len(value)} entries for {n} prompts")
-        return list(value)
-    return [value] * n
-
+# %% ../nbs/10_s1_budget_forcing.ipynb #89aa7415
 def _prompt_ids(backend, prompt: str | list[int], delims: Delimiters) -> tuple[str, list[int]]:
     tk = backend.tokenizer
     if not isinstance(prompt, str):
@@ -175,51 +166,83 @@ def _prompt_ids(backend, prompt: str | list[int], delims: Delimiters) -> tuple[s
     text = prompt if prompt.endswith(delims.think_start) else prompt + delims.think_start
     return prompt, tk.encode(text, add_special_tokens=False)
 
-def _think(backend, prompts, *, caps, ks, extensions, delims: Delimiters, temperature, top_p, seed,
-           desc="thinking") -> list[_Thought]:
+# %% ../nbs/10_s1_budget_forcing.ipynb #2fae5f4b
+def start_thinking(backend, prompt: str | list[int], *, cap: int, k: int = 0, extension: str = "",
+                   delimiters: str | Delimiters = "s1") -> Thought:
+    "A fresh `Thought` for `prompt` with at most `cap` thinking tokens and `k` extensions of `extension`."
+    if not isinstance(cap, int) or cap < 1:
+        raise ValueError(f"budget_force: max_thinking_tokens must be a positive int, got {cap!r}")
+    text, ids = _prompt_ids(backend, prompt, get_delimiters(delimiters))
+    ext_ids = backend.tokenizer.encode(extension, add_special_tokens=False) if extension else []
+    return Thought(prompt=text, prompt_ids=ids, cap=cap, k=int(k), ext=extension, ext_ids=ext_ids)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #8212ffe8
+def may_extend(pos: int, n_ext: int, k: int, ext_len: int, cap: int) -> bool:
+    "Suppress an end of thinking at `pos`? Only while extensions remain and the extension leaves room before the cap."
+    return n_ext < k and pos + ext_len < cap
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #212dd7ef
+def end_or_extend(s: Thought) -> bool:
+    "The model ended its thinking: append the extension (returns True) or end the thinking (returns False)."
+    extend = may_extend(len(s.ids), s.n_ext, s.k, len(s.ext_ids), s.cap)
+    s.stops.append((len(s.ids), extend))
+    if extend:
+        s.ids += s.ext_ids
+        s.n_ext += 1
+    else:
+        s.ended = True
+    return extend
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #a8958cf0
+def generate_unique(backend, prompts: Sequence[Sequence[int]], sampling: Sampling, desc=None) -> dict:
+    "Generate each distinct token prompt once; returns {tuple(prompt): completions}."
+    uniq = list(dict.fromkeys(tuple(p) for p in prompts))
+    return dict(zip(uniq, backend.generate([list(u) for u in uniq], sampling, desc=desc)))
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #f366f7bb
+def think_round(backend, states: Sequence[Thought], sampling: Sampling, stops: set[int], *, first: bool,
+                desc: str = "thinking") -> None:
+    "One thinking round for `states` (one batched call); each is cut at its cap, ended, or extended."
+    remaining = [s.cap - len(s.ids) for s in states]
+    sp = replace(sampling, max_tokens=max(remaining), min_tokens=0 if first else 1)
+    keys = [tuple(s.prompt_ids + s.ids) for s in states]
+    outs = generate_unique(backend, keys, sp, desc=desc)
+    for s, key, rem in zip(states, keys, remaining):
+        c = outs[key][0]
+        natural = c.finish_reason == "stop"
+        gen = strip_stop(c.token_ids, stops) if natural else list(c.token_ids)
+        if len(gen) >= rem or not natural:
+            gen, natural = gen[:rem], False
+        s.ids += gen
+        s.rounds += 1
+        if natural:
+            end_or_extend(s)
+        else:
+            s.capped = s.ended = True
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #6f8a9014
+def _per_prompt(value, n: int, name: str) -> list:
+    if isinstance(value, (list, tuple)):
+        if len(value) != n:
+            raise ValueError(f"budget_force: {name} has {len(value)} entries for {n} prompts")
+        return list(value)
+    return [value] * n
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #1e55801c
+def think(backend, prompts, *, caps, ks, extensions, delims: Delimiters, sampling: Sampling,
+          desc="thinking") -> list[Thought]:
     "The thinking phase of budget forcing: one batched generate call per round."
-    tk = backend.tokenizer
-    stop_ids = thinking_stop_ids(delims, tk)
-    strip = set(stop_ids) | set(getattr(backend, "eos_token_ids", None) or [tk.eos_token_id])
-    states = []
-    for p, cap, k, ext in zip(prompts, caps, ks, extensions):
-        if not isinstance(cap, int) or cap < 1:
-            raise ValueError(f"budget_force: max_thinking_tokens must be a positive int, got {cap!r}")
-        text, ids = _prompt_ids(backend, p, delims)
-        states.append(_Thought(text, ids, cap, int(k), ext, tk.encode(ext, add_special_tokens=False) if ext else []))
+    stop_ids = thinking_stop_ids(delims, backend.tokenizer)
+    states = [start_thinking(backend, p, cap=c, k=k, extension=e, delimiters=delims)
+              for p, c, k, e in zip(prompts, caps, ks, extensions)]
+    sp, stops = replace(sampling, n=1, stop_token_ids=tuple(stop_ids)), stop_set(backend, stop_ids)
     active, r = list(states), 0
     while active:
-        remaining = [s.cap - len(s.ids) for s in active]
-        sp = Sampling(n=1, temperature=temperature, top_p=top_p, max_tokens=max(remaining),
-                      min_tokens=0 if r == 0 else 1, stop_token_ids=tuple(stop_ids), seed=seed)
-        keys = [tuple(s.prompt_ids + s.ids) for s in active]
-        uniq = list(dict.fromkeys(keys))
-        outs = dict(zip(uniq, backend.generate([list(u) for u in uniq], sp, desc=f"{desc} (round {r})")))
-        for s, key, rem in zip(active, keys, remaining):
-            c = outs[key][0]
-            gen = list(c.token_ids)
-            natural = c.finish_reason == "stop"
-            if natural and gen and gen[-1] in strip:
-                gen = gen[:-1]
-            if len(gen) >= rem or not natural:
-                gen, natural = gen[:rem], False
-            s.ids += gen
-            s.rounds += 1
-            if not natural:
-                s.capped = s.ended = True
-                continue
-            pos = len(s.ids)
-            if s.n_ext < s.k and pos + len(s.ext_ids) < s.cap:
-                s.stops.append((pos, True))
-                s.ids += s.ext_ids
-                s.n_ext += 1
-            else:
-                s.stops.append((pos, False))
-                s.ended = True
-        active = [s for s in active if not s.ended]
-        r += 1
+        think_round(backend, active, sp, stops, first=r == 0, desc=f"{desc} (round {r})")
+        active, r = [s for s in active if not s.ended], r + 1
     return states
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #1b0560b6
 def _fit_cap(tk, ids: list[int], cap: int) -> tuple[list[int], str]:
     "Decode `ids`; drop trailing tokens while the re-tokenised text is longer than `cap`."
     text = tk.decode(ids, skip_special_tokens=False)
@@ -228,97 +251,87 @@ def _fit_cap(tk, ids: list[int], cap: int) -> tuple[list[int], str]:
         text = tk.decode(ids, skip_special_tokens=False)
     return ids, text
 
-def _answer(backend, states: list[_Thought], *, delims: Delimiters, answer_max_tokens: int, temperature, top_p,
-            seed, force: bool | Sequence[bool] = True, desc="answering") -> list[ForcedThinking]:
-    """Append the answer delimiter (and 'Final Answer:' where the cap was hit) and generate all answers in one call.
-    Where `force` is False, thinking cut at the cap gets no answer (a prompt-only baseline hitting its length limit)."""
+# %% ../nbs/10_s1_budget_forcing.ipynb #0f951acf
+def _record(tk, s: Thought, delims: Delimiters, force: bool) -> ForcedThinking:
+    ids, thinking = _fit_cap(tk, s.ids, s.cap)
+    tail = (delims.forced_tail(thinking) if force else "") if s.capped else (delims.answer_start or "")
+    return ForcedThinking(prompt=s.prompt, thinking=thinking, answer="", tail=tail,
+                          thinking_tokens=count_thinking_tokens(tk, thinking), num_extensions=s.n_ext,
+                          capped=s.capped, max_thinking_tokens=s.cap, num_ignore=s.k, extension=s.ext,
+                          final_answer_appended=s.capped and force, rounds=s.rounds, thinking_ids=ids)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #8fed6b1e
+def force_answer(backend, states: Sequence[Thought], *, delims: Delimiters, answer: Sampling | None,
+                 force: bool | Sequence[bool] = True, desc="answering") -> list[ForcedThinking]:
+    "Append the answer delimiter (and 'Final Answer:' where the cap was hit) and generate all answers in one call."
     tk = backend.tokenizer
-    recs, todo = [], []
-    for s, f in zip(states, _per_prompt(force, len(states), "force")):
-        ids, thinking = _fit_cap(tk, s.ids, s.cap)
-        forced = s.capped and f
-        if s.capped:
-            tail = delims.forced_tail(thinking) if f else ""
-        else:
-            tail = delims.answer_start or ""
-        rec = ForcedThinking(s.prompt, thinking, "", tail, count_thinking_tokens(tk, thinking), s.n_ext, s.capped,
-                             s.cap, s.k, s.ext, forced, s.rounds, thinking_ids=ids)
-        recs.append(rec)
-        if answer_max_tokens > 0 and (forced or (not s.capped and delims.answer_start is not None)):
-            todo.append((rec, s.prompt_ids + ids + tk.encode(tail, add_special_tokens=False)))
+    recs = [_record(tk, s, delims, f) for s, f in zip(states, _per_prompt(force, len(states), "force"))]
+    wants = lambda r: r.final_answer_appended or (not r.capped and delims.answer_start is not None)
+    todo = [(r, s.prompt_ids + r.thinking_ids + tk.encode(r.tail, add_special_tokens=False))
+            for r, s in zip(recs, states) if answer is not None and wants(r)]
     if todo:
         end_ids = delimiter_ids(tk, delims.answer_end, "answer-end") if delims.answer_end else []
-        strip = set(end_ids) | set(getattr(backend, "eos_token_ids", None) or [tk.eos_token_id])
-        sp = Sampling(n=1, temperature=temperature, top_p=top_p, max_tokens=answer_max_tokens,
-                      stop_token_ids=tuple(end_ids), seed=seed)
-        keys = [tuple(p) for _, p in todo]
-        uniq = list(dict.fromkeys(keys))
-        outs = dict(zip(uniq, backend.generate([list(u) for u in uniq], sp, desc=desc)))
-        for (rec, _), key in zip(todo, keys):
-            gen = list(outs[key][0].token_ids)
-            if gen and gen[-1] in strip:
-                gen = gen[:-1]
-            rec.answer = tk.decode(gen, skip_special_tokens=True)
+        outs = generate_unique(backend, [p for _, p in todo], replace(answer, n=1, stop_token_ids=tuple(end_ids)),
+                               desc=desc)
+        stops = stop_set(backend, end_ids)
+        for r, p in todo:
+            r.answer = tk.decode(strip_stop(outs[tuple(p)][0].token_ids, stops), skip_special_tokens=True)
     return recs
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #e8d9ae72
+GREEDY = Sampling(temperature=0.0, seed=0)
 
 def budget_force(backend, prompts: Sequence[str], *, max_thinking_tokens: int | Sequence[int], num_ignore: int = 0,
                  extension: str | Sequence[str] = "Wait", delimiters: str | Delimiters = "s1",
-                 answer_max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = 0,
+                 answer_max_tokens: int = 64, sampling: Sampling = GREEDY,
                  desc: str = "budget forcing") -> list[ForcedThinking]:
     """Budget forcing (s1 §3.1): cap thinking at `max_thinking_tokens` (then force the answer) and suppress the
     end-of-thinking delimiter up to `num_ignore` times, appending `extension` each time. Batched across prompts."""
-    n = len(prompts)
-    delims = get_delimiters(delimiters)
-    states = _think(backend, prompts, caps=_per_prompt(max_thinking_tokens, n, "max_thinking_tokens"),
-                    ks=_per_prompt(num_ignore, n, "num_ignore"), extensions=_per_prompt(extension, n, "extension"),
-                    delims=delims, temperature=temperature, top_p=top_p, seed=seed, desc=desc)
-    return _answer(backend, states, delims=delims, answer_max_tokens=answer_max_tokens, temperature=temperature,
-                   top_p=top_p, seed=seed, desc=f"{desc}: answers")
+    n, delims = len(prompts), get_delimiters(delimiters)
+    states = think(backend, prompts, caps=_per_prompt(max_thinking_tokens, n, "max_thinking_tokens"),
+                   ks=_per_prompt(num_ignore, n, "num_ignore"), extensions=_per_prompt(extension, n, "extension"),
+                   delims=delims, sampling=sampling, desc=desc)
+    answer = replace(sampling, max_tokens=answer_max_tokens) if answer_max_tokens > 0 else None
+    return force_answer(backend, states, delims=delims, answer=answer, desc=f"{desc}: answers")
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #7a0d824b
-def _replay(s: _Thought, cap: int, k: int) -> _Thought:
+def _replay(s: Thought, cap: int, k: int) -> Thought:
     "The state budget forcing at (`cap`, `k`) reaches, derived from a run `s` at a larger cap / more extensions."
     if cap > s.cap or k > s.k:
         raise ValueError(f"budget_sweep: cannot replay cap={cap}, k={k} from a run at cap={s.cap}, k={s.k}")
-    w = len(s.ext_ids)
-    n_ext, end, capped, rounds = 0, None, True, 1
-    stops = []
+    n_ext, end, capped, stops = 0, cap, True, []
     for pos, extended in s.stops:
         if pos >= cap:
             break
-        if n_ext < k and pos + w < cap:
+        if may_extend(pos, n_ext, k, len(s.ext_ids), cap):
             if not extended:
                 raise ValueError(f"budget_sweep: run at cap={s.cap}, k={s.k} did not extend at token {pos}; "
                                  f"cannot replay cap={cap}, k={k}")
             n_ext += 1
-            rounds += 1
             stops.append((pos, True))
             continue
         end, capped = pos, False
         stops.append((pos, False))
         break
-    if capped:
-        if len(s.ids) < cap and not s.capped:
-            raise ValueError("budget_sweep: inconsistent run (ended before the cap without an end of thinking)")
-        end = cap
-    out = replace(s, cap=cap, k=k, ids=s.ids[:end], stops=stops, n_ext=n_ext, capped=capped, ended=True,
-                  rounds=rounds)
-    return out
+    if capped and len(s.ids) < cap and not s.capped:
+        raise ValueError("budget_sweep: inconsistent run (ended before the cap without an end of thinking)")
+    return replace(s, cap=cap, k=k, ids=s.ids[:end], stops=stops, n_ext=n_ext, capped=capped, ended=True,
+                   rounds=1 + n_ext)
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #a1c57237
 def budget_sweep(backend, prompts: Sequence[str], settings: Sequence[tuple[int | Sequence[int], int]], *,
                  extension: str | Sequence[str] = "Wait", delimiters: str | Delimiters = "s1",
-                 answer_max_tokens: int = 64, temperature: float = 0.0, top_p: float = 1.0, seed: int | None = 0,
-                 force_answer: bool | Sequence[bool] = True, only: Sequence[Sequence[int] | None] | None = None,
+                 answer_max_tokens: int = 64, sampling: Sampling = GREEDY,
+                 force: bool | Sequence[bool] = True, only: Sequence[Sequence[int] | None] | None = None,
                  desc: str = "budget sweep") -> list[list[ForcedThinking]]:
     """Budget forcing at every (cap, num_ignore) in `settings` from one thinking run at each prompt's largest cap and
-    num_ignore; returns one list of records per setting. `force_answer` (one per setting) False makes a setting a
+    num_ignore; returns one list of records per setting. `force` (one per setting) False makes a setting a
     prompt-only run: thinking that reaches the cap is cut there and gets no forced answer. `only` (one per setting:
     prompt indices, or None for all) restricts a setting to some prompts, so that unrelated experiments can share one
     generation; the setting's records then follow the order of its indices."""
     if not settings:
         raise ValueError("budget_sweep: no settings")
-    n = len(prompts)
-    delims = get_delimiters(delimiters)
+    n, delims = len(prompts), get_delimiters(delimiters)
     caps = [_per_prompt(c, n, "cap") for c, _ in settings]
     idx = [list(range(n)) if o is None else list(o) for o in (only or [None] * len(settings))]
     if len(idx) != len(settings):
@@ -326,19 +339,14 @@ def budget_sweep(backend, prompts: Sequence[str], settings: Sequence[tuple[int |
     used = [[j for j, ix in enumerate(idx) if i in set(ix)] for i in range(n)]
     if any(not u for u in used):
         raise ValueError(f"budget_sweep: prompts {[i for i, u in enumerate(used) if not u]} are in no setting")
-    max_caps = [max(caps[j][i] for j in used[i]) for i in range(n)]
-    max_ks = [max(settings[j][1] for j in used[i]) for i in range(n)]
-    full = _think(backend, prompts, caps=max_caps, ks=max_ks, extensions=_per_prompt(extension, n, "extension"),
-                  delims=delims, temperature=temperature, top_p=top_p, seed=seed, desc=desc)
+    full = think(backend, prompts, caps=[max(caps[j][i] for j in used[i]) for i in range(n)],
+                 ks=[max(settings[j][1] for j in used[i]) for i in range(n)],
+                 extensions=_per_prompt(extension, n, "extension"), delims=delims, sampling=sampling, desc=desc)
     states = [_replay(full[i], caps[j][i], settings[j][1]) for j in range(len(settings)) for i in idx[j]]
-    force = [f for j, f in enumerate(_per_prompt(force_answer, len(settings), "force_answer")) for _ in idx[j]]
-    recs = _answer(backend, states, delims=delims, answer_max_tokens=answer_max_tokens, temperature=temperature,
-                   top_p=top_p, seed=seed, force=force, desc=f"{desc}: answers")
-    out, pos = [], 0
-    for ix in idx:
-        out.append(recs[pos:pos + len(ix)])
-        pos += len(ix)
-    return out
+    force = [f for j, f in enumerate(_per_prompt(force, len(settings), "force")) for _ in idx[j]]
+    answer = replace(sampling, max_tokens=answer_max_tokens) if answer_max_tokens > 0 else None
+    recs = iter(force_answer(backend, states, delims=delims, answer=answer, force=force, desc=f"{desc}: answers"))
+    return [[next(recs) for _ in ix] for ix in idx]
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #b7e41c1b
 CCC_INSTRUCTIONS = {
@@ -347,88 +355,80 @@ CCC_INSTRUCTIONS = {
              "trying to double-check your work until you are absolutely sure that you have the correct answer."),
 }
 
-def tcc_prompt(question: str, max_tokens: int) -> str:
-    "Token-conditional control: the question with a stated thinking-token budget."
-    return f"{question}\n\nThink for up to {int(max_tokens)} tokens."
-
-def scc_prompt(question: str, steps: int) -> str:
-    "Step-conditional control: the question with a stated number of thinking steps."
-    return f"{question}\n\nThink for up to {int(steps)} steps."
-
 def ccc_prompt(question: str, length: str) -> str:
     "Class-conditional control: the question with a generic 'short' or 'long' thinking instruction."
     if length not in CCC_INSTRUCTIONS:
         raise ValueError(f"ccc_prompt: length must be one of {sorted(CCC_INSTRUCTIONS)}, got {length!r}")
     return f"{question}\n\n{CCC_INSTRUCTIONS[length]}"
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #3e8de23e
+def tcc_prompt(question: str, max_tokens: int) -> str:
+    "Token-conditional control: the question with a stated thinking-token budget."
+    return f"{question}\n\nThink for up to {int(max_tokens)} tokens."
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #ef33e16b
+def scc_prompt(question: str, steps: int) -> str:
+    "Step-conditional control: the question with a stated number of thinking steps."
+    return f"{question}\n\nThink for up to {int(steps)} steps."
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #2d5af598
 def s1_prompt(backend, question: str, system: str | None = None) -> str:
     "The chat prompt (generation prompt included) for `question` under the backend's chat template."
     return backend.chat([{"role": "user", "content": question}], system=system)
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #5145c582
-def sample_thinking(backend, prompts: Sequence[str], *, n: int, max_tokens: int, delimiters: str | Delimiters = "s1",
-                    temperature: float = 1.0, top_p: float = 1.0, seed: int | None = 0,
-                    desc: str = "sampling") -> list[list[_Thought]]:
-    "n independent thinking samples per prompt (one `generate` call), stopping at the end-of-thinking token."
+def sample_thinking(backend, prompts: Sequence[str], *, sampling: Sampling, delimiters: str | Delimiters = "s1",
+                    desc: str = "sampling") -> list[list[Thought]]:
+    "`sampling.n` independent thinking samples per prompt (one call, at most `sampling.max_tokens` each)."
     delims = get_delimiters(delimiters)
-    tk = backend.tokenizer
-    stop_ids = thinking_stop_ids(delims, tk)
-    strip = set(stop_ids) | set(getattr(backend, "eos_token_ids", None) or [tk.eos_token_id])
+    stop_ids = thinking_stop_ids(delims, backend.tokenizer)
+    stops = stop_set(backend, stop_ids)
     pre = [_prompt_ids(backend, p, delims) for p in prompts]
-    sp = Sampling(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop_token_ids=tuple(stop_ids),
-                  seed=seed)
-    outs = backend.generate([ids for _, ids in pre], sp, desc=desc)
-    res = []
-    for (text, ids), comps in zip(pre, outs):
-        row = []
-        for c in comps:
-            gen = list(c.token_ids)
-            natural = c.finish_reason == "stop"
-            if natural and gen and gen[-1] in strip:
-                gen = gen[:-1]
-            s = _Thought(text, ids, max_tokens, 0, "", [], ids=gen, capped=not natural, ended=True, rounds=1)
-            s.stops = [(len(gen), False)] if natural else []
-            row.append(s)
-        res.append(row)
-    return res
+    outs = backend.generate([ids for _, ids in pre], replace(sampling, stop_token_ids=tuple(stop_ids)), desc=desc)
+    def thought(text, ids, c):
+        natural = c.finish_reason == "stop"
+        gen = strip_stop(c.token_ids, stops) if natural else list(c.token_ids)
+        return Thought(prompt=text, prompt_ids=ids, cap=sampling.max_tokens, ids=gen, capped=not natural,
+                       ended=True, rounds=1, stops=[(len(gen), False)] if natural else [])
+    return [[thought(text, ids, c) for c in comps] for (text, ids), comps in zip(pre, outs)]
 
-def rejection_sample(backend, prompts: Sequence[str], *, caps: Sequence[int], num_samples: int = 8,
-                     max_rounds: int = 4, delimiters: str | Delimiters = "s1", answer_max_tokens: int = 64,
-                     temperature: float = 1.0, top_p: float = 1.0, seed: int = 0,
-                     desc: str = "rejection sampling") -> dict[int, list[ForcedThinking]]:
+# %% ../nbs/10_s1_budget_forcing.ipynb #d7d19888
+ROUND_SEED_STRIDE = 1000   # rejection sampling: round r samples with seed + 1000 r
+
+def _first_fits(rows: Sequence[Sequence[Thought]], todo, caps, chosen) -> None:
+    "For each cap still open, the first sample that ended its thinking within the cap."
+    for i, row in zip(todo, rows):
+        for c in caps:
+            if chosen[c][i] is None:
+                fit = next((s for s in row if s.stops and s.stops[0][0] < c), None)
+                if fit is not None:
+                    chosen[c][i] = replace(fit, cap=c)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #b46168e6
+def rejection_sample(backend, prompts: Sequence[str], *, caps: Sequence[int], max_rounds: int = 4,
+                     sampling: Sampling = Sampling(n=8, temperature=1.0, seed=0),
+                     answer: Sampling = Sampling(temperature=0.0, max_tokens=64, seed=0),
+                     delimiters: str | Delimiters = "s1", desc: str = "rejection sampling") -> dict[int, list[ForcedThinking]]:
     "Rejection sampling (s1 §5.2): sample until a sample's thinking ends within the cap; one record per prompt per cap."
-    delims = get_delimiters(delimiters)
-    caps = sorted(set(int(c) for c in caps))
-    chosen: dict[int, list[_Thought | None]] = {c: [None] * len(prompts) for c in caps}
+    delims, caps = get_delimiters(delimiters), sorted(set(int(c) for c in caps))
+    chosen: dict[int, list[Thought | None]] = {c: [None] * len(prompts) for c in caps}
     todo = list(range(len(prompts)))
     for r in range(max_rounds):
         if not todo:
             break
-        rows = sample_thinking(backend, [prompts[i] for i in todo], n=num_samples, max_tokens=max(caps),
-                               delimiters=delims, temperature=temperature, top_p=top_p,
-                               seed=None if seed is None else seed + 1000 * r, desc=f"{desc} (round {r})")
-        for i, row in zip(todo, rows):
-            for c in caps:
-                if chosen[c][i] is None:
-                    fit = next((s for s in row if s.stops and s.stops[0][0] < c), None)
-                    if fit is not None:
-                        chosen[c][i] = replace(fit, cap=c)
+        seed = None if sampling.seed is None else sampling.seed + ROUND_SEED_STRIDE * r
+        rows = sample_thinking(backend, [prompts[i] for i in todo], sampling=replace(sampling, max_tokens=max(caps),
+                               seed=seed), delimiters=delims, desc=f"{desc} (round {r})")
+        _first_fits(rows, todo, caps, chosen)
         todo = [i for i in todo if any(chosen[c][i] is None for c in caps)]
-    states, where = [], []
-    for c in caps:
-        for i, s in enumerate(chosen[c]):
-            if s is not None:
-                states.append(s); where.append((c, i))
-    recs = _answer(backend, states, delims=delims, answer_max_tokens=answer_max_tokens, temperature=0.0,
-                   top_p=1.0, seed=seed, desc=f"{desc}: answers")
-    out = {c: [None] * len(prompts) for c in caps}
+    where = [(c, i) for c in caps for i, s in enumerate(chosen[c]) if s is not None]
+    recs = force_answer(backend, [chosen[c][i] for c, i in where], delims=delims, answer=answer,
+                        desc=f"{desc}: answers")
+    out = {c: [ForcedThinking(prompt=_prompt_ids(backend, p, delims)[0], thinking="", answer="", tail="",
+                              thinking_tokens=0, num_extensions=0, capped=False, max_thinking_tokens=c, num_ignore=0,
+                              extension="", rounds=max_rounds, accepted=False) for p in prompts] for c in caps}
     for (c, i), rec in zip(where, recs):
         out[c][i] = rec
-    for c in caps:
-        for i, rec in enumerate(out[c]):
-            if rec is None:
-                p, _ = _prompt_ids(backend, prompts[i], delims)
-                out[c][i] = ForcedThinking(p, "", "", "", 0, 0, False, c, 0, "", False, max_rounds, accepted=False)
     return out
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #6da8c686
@@ -440,6 +440,7 @@ def control(avg_tokens: Sequence[float], a_min: float | Sequence[float], a_max: 
     lo, hi = _per_prompt(a_min, n, "a_min"), _per_prompt(a_max, n, "a_max")
     return sum(l <= a <= h for a, l, h in zip(avg_tokens, lo, hi)) / n
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #6028f8a3
 def scaling(avg_tokens: Sequence[float], accuracy: Sequence[float]) -> float:
     "Scaling: mean slope of accuracy over all pairs of runs, with thinking tokens on a log2 axis (points per doubling)."
     if len(avg_tokens) != len(accuracy):
@@ -451,11 +452,29 @@ def scaling(avg_tokens: Sequence[float], accuracy: Sequence[float]) -> float:
               if b > a]
     return sum(slopes) / len(slopes) if slopes else float("nan")
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #53f96b99
 def performance(accuracy: Sequence[float]) -> float:
     "Performance: the best accuracy over the runs."
     if not len(accuracy):
         raise ValueError("performance: no runs")
     return max(accuracy)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #1e207952
+PAPER = {
+    "fig1": {"MATH500": [(499, 64.0), (983, 80.0), (1814, 85.6), (2868, 90.6), (3200, 93.2)],
+             "AIME24": [(500, 0.0), (1000, 13.3), (2000, 30.0), (3933, 43.3), (5300, 50.0), (6657, 53.3), (7319, 56.7)],
+             "GPQA Diamond": [(500, 37.9), (985, 49.5), (1742, 51.0), (3231, 57.6), (4649, 59.6)]},
+    # Table 3 (AIME24): method -> (Control %, Scaling, Performance %)
+    "table3": {"BF": (100, 15, 56.7), "TCC": (40, -24, 40.0), "TCC+BF": (100, 13, 40.0), "SCC": (60, 3, 36.7),
+               "SCC+BF": (100, 6, 36.7), "CCC": (50, 25, 36.7), "RS": (100, -35, 40.0)},
+    # Table 4: appended string -> (AIME24, MATH500, GPQA) accuracy
+    "table4": {"no extrapolation": (50.0, 93.0, 57.6), "nothing": (50.0, 90.2, 55.1),
+               "Alternatively": (50.0, 92.2, 59.6), "Hmm": (50.0, 93.0, 59.6), "Wait": (53.3, 93.0, 59.6)},
+    # Table 2: data ablation -> (AIME24, MATH500, GPQA)
+    "table2": {"random": (36.7, 90.6, 52.0), "diverse": (26.7, 91.2, 54.6), "longest": (33.3, 90.4, 59.6),
+               "full": (53.3, 92.8, 58.1), "s1K": (50.0, 93.0, 57.6)},
+    "fig6_rs_accuracy": (40.0, 23.3),   # rejection sampling, smallest -> largest cap (AIME24)
+}
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #611ee98d
 def accuracy(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str = "math") -> float:
@@ -466,6 +485,7 @@ def accuracy(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str 
         raise ValueError("accuracy: no records")
     return 100.0 * sum(r.accepted and grade(r.output, g, kind=kind) for r, g in zip(records, golds)) / len(records)
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #4c0e981b
 def summarize_run(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str = "math", **info) -> dict:
     "One run as a point: average thinking tokens (accepted records), accuracy (%), extensions, cap hits."
     acc = [r for r in records if r.accepted]
@@ -481,8 +501,9 @@ def parallel_scaling(texts: Sequence[Sequence[str]], token_counts: Sequence[Sequ
     answers = [[extract_answer(t, kind) for t in row] for row in texts]
     correct = [[grade(t, g, kind=kind) for t in row] for row, g in zip(texts, golds)]
     per_sample = sum(map(sum, token_counts)) / max(sum(map(len, token_counts)), 1)
-    return [dict(k=k, avg_thinking_tokens=k * per_sample, maj=100 * maj_at_k(answers, golds, k, kind=kind, trials=trials if k < len(texts[0]) else 0),
-                 cov=100 * cov_at_k(correct, k)) for k in ks]
+    maj = lambda k: maj_at_k(answers, golds, k, kind=kind, trials=trials if k < len(texts[0]) else 0)
+    return [dict(k=k, avg_thinking_tokens=k * per_sample, maj=100 * maj(k), cov=100 * coverage_at_k(correct, k))
+            for k in ks]
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #347d44a1
 def extension_overhead(backend, prompts: Sequence[str], *, num_ignore: int = 2, round_tokens: int = 32,
@@ -529,37 +550,40 @@ def quality_issues(row: dict, *, required: Sequence[str] = ("question", "answer"
         issues.append("[asy] outside AIME")
     return issues
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #d0d3c3d5
 def quality_filter(rows: Sequence[dict], **kw) -> list[dict]:
     "Stage 1 (quality): keep rows without `quality_issues`."
     return [r for r in rows if not quality_issues(r, **kw)]
 
-def _judge_responses(judge, questions: list[str], max_tokens: int, system: str | None) -> list[str]:
-    if hasattr(judge, "generate"):
-        prompts = [judge.chat([{"role": "user", "content": q}], system=system) for q in questions]
-        outs = judge.generate(prompts, Sampling(max_tokens=max_tokens, temperature=0.0, seed=0), desc="difficulty judge")
-        return [o[0].text for o in outs]
-    return list(judge(questions))
+# %% ../nbs/10_s1_budget_forcing.ipynb #1aa36ebf
+JUDGE_SAMPLING = Sampling(max_tokens=1024, temperature=0.0, seed=0)
 
-def difficulty_filter(rows: Sequence[dict], judges: Sequence, *, max_tokens: int = 1024, kind: str = "math",
-                      system: str | None = None, question_suffix: str = "") -> list[dict]:
+def _judge_responses(judge, questions: list[str], sampling: Sampling, system: str | None) -> list[str]:
+    if not hasattr(judge, "generate"):
+        return list(judge(questions))
+    prompts = [judge.chat([{"role": "user", "content": q}], system=system) for q in questions]
+    return [o[0].text for o in judge.generate(prompts, sampling, desc="difficulty judge")]
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #fbdfbed9
+def difficulty_filter(rows: Sequence[dict], judges: Sequence, *, sampling: Sampling = JUDGE_SAMPLING,
+                      kind: str = "math", system: str | None = None, question_suffix: str = "") -> list[dict]:
     "Stage 2 (difficulty): drop rows that any judge answers correctly (graded against row['answer'])."
-    rows = [dict(r) for r in rows]
-    for r in rows:
-        r.setdefault("solved_by", [])
+    rows = [dict(r, solved_by=list(r.get("solved_by", []))) for r in rows]
     for j, judge in enumerate(judges):
-        texts = _judge_responses(judge, [r["question"] + question_suffix for r in rows], max_tokens, system)
+        texts = _judge_responses(judge, [r["question"] + question_suffix for r in rows], sampling, system)
         if len(texts) != len(rows):
             raise ValueError(f"difficulty_filter: judge {j} returned {len(texts)} responses for {len(rows)} questions")
-        name = getattr(judge, "model_id", f"judge{j}")
         for r, t in zip(rows, texts):
             if grade(t, r["answer"], kind=kind):
-                r["solved_by"].append(name)
+                r["solved_by"].append(getattr(judge, "model_id", f"judge{j}"))
     return [r for r in rows if not r["solved_by"]]
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #94d92597
 def add_trace_tokens(rows: Sequence[dict], tokenizer, key: str = "trace") -> list[dict]:
     "Copy rows with `trace_tokens` = length of the reasoning trace in tokens (the paper's difficulty signal)."
     return [dict(r, trace_tokens=len(tokenizer.encode(r[key], add_special_tokens=False))) for r in rows]
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #e6e21dc5
 def _by_domain(rows, domain_fn, length_key=None):
     groups = defaultdict(list)
     for r in rows:
@@ -569,13 +593,12 @@ def _by_domain(rows, domain_fn, length_key=None):
             g.sort(key=lambda r: -r[length_key])
     return groups
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #7a7a580d
 def diversity_sample(rows: Sequence[dict], n: int, domain_fn: Callable[[dict], str], *, seed: int = 0,
                      length_key: str | None = "trace_tokens") -> list[dict]:
     """Stage 3 (diversity): pick a domain uniformly at random, then a question in it with weight 2^-rank by
     `length_key` (longest first; uniform if `length_key` is None); repeat until `n` questions."""
-    rng = random.Random(seed)
-    groups = _by_domain(rows, domain_fn, length_key)
-    out = []
+    rng, groups, out = random.Random(seed), _by_domain(rows, domain_fn, length_key), []
     while len(out) < n and groups:
         d = rng.choice(sorted(groups, key=str))
         pool = groups[d]
@@ -585,12 +608,14 @@ def diversity_sample(rows: Sequence[dict], n: int, domain_fn: Callable[[dict], s
             del groups[d]
     return out
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #832adb82
 def select_s1k(rows: Sequence[dict], n: int, *, judges: Sequence, domain_fn: Callable[[dict], str], tokenizer,
-               seed: int = 0, judge_max_tokens: int = 1024, kind: str = "math") -> list[dict]:
+               seed: int = 0, judge_sampling: Sampling = JUDGE_SAMPLING, kind: str = "math") -> list[dict]:
     "The s1K pipeline: quality, then difficulty (judges + trace length), then diversity, down to `n` rows."
-    kept = difficulty_filter(quality_filter(rows), judges, max_tokens=judge_max_tokens, kind=kind)
+    kept = difficulty_filter(quality_filter(rows), judges, sampling=judge_sampling, kind=kind)
     return diversity_sample(add_trace_tokens(kept, tokenizer), n, domain_fn, seed=seed)
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #9ed49760
 def ablation_subsets(rows: Sequence[dict], n: int, *, domain_fn: Callable[[dict], str], seed: int = 0,
                      length_key: str = "trace_tokens") -> dict[str, list[dict]]:
     "Table 2's data ablations: n random rows, n diverse (domain only), the n longest traces, and all rows."
@@ -612,15 +637,13 @@ def s1_sft_example(tokenizer, question: str, trace: str, attempt: str, *, delimi
                   + end_of_turn_tokens(tokenizer)[0])
     return {"prompt": prompt, "completion": completion}
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #f59a2d1c
 def s1_sft(model, rows: Sequence[dict], output_dir, *, tokenizer=None, delimiters: str | Delimiters = "s1",
            epochs: float = 5, lr: float = 1e-5, batch_size: int = 16, max_steps: int = -1, block_size: int = 32768,
-           seed: int = 0, **trl_kwargs):
-    """Fine-tune `model` on s1K-style rows (`question`, `trace`, `attempt` or `answer`) with the paper's recipe;
-    returns `reasonbook.train.TrainResult`."""
-    try:
-        from reasonbook import train
-    except ImportError as e:
-        raise ImportError("s1_sft needs reasonbook.train (nbs/05_train.ipynb); it is not importable here") from e
+           seed: int = 0, launcher: str = "", **trl_kwargs):
+    """Fine-tune `model` on s1K-style rows (`question`, `trace`, `attempt` or `answer`) with the paper's recipe
+    (in-process, or under `launcher`, e.g. accelerate); returns `reasonbook.train.TrainResult`."""
+    from reasonbook import train
     if tokenizer is None:
         from transformers import AutoTokenizer
         tokenizer = AutoTokenizer.from_pretrained(train.resolve_model_path(model))
@@ -629,40 +652,425 @@ def s1_sft(model, rows: Sequence[dict], output_dir, *, tokenizer=None, delimiter
     kw = dict(lr_scheduler_type="cosine", warmup_steps=0.05, adam_beta1=0.9, adam_beta2=0.95, weight_decay=1e-4,
               max_length=block_size)
     kw.update(trl_kwargs)
-    return train.sft(model, data, output_dir, epochs=epochs, lr=lr, batch_size=batch_size, max_steps=max_steps,
-                     seed=seed, **kw)
+    return train.launch("sft", model, data, output_dir, launcher=launcher, epochs=epochs, lr=lr,
+                        batch_size=batch_size, max_steps=max_steps, seed=seed, **kw)
 
-# %% ../nbs/10_s1_budget_forcing.ipynb #f59a2d1c
-def main(argv: Sequence[str] | None = None):
-    "Command line: `python -m reasonbook.s1 sft --model M --data rows.jsonl --output DIR [...]`."
-    import argparse, json
-    ap = argparse.ArgumentParser(prog="python -m reasonbook.s1", description="s1 SFT with the paper's recipe")
-    ap.add_argument("command", choices=["sft"])
-    ap.add_argument("--model", required=True)
-    ap.add_argument("--data", required=True, help="JSONL with question, trace, attempt (or answer)")
-    ap.add_argument("--output", required=True)
-    ap.add_argument("--epochs", type=float, default=5)
-    ap.add_argument("--lr", type=float, default=1e-5)
-    ap.add_argument("--batch-size", type=int, default=1, help="per device; paper: global batch 16")
-    ap.add_argument("--grad-accum", type=int, default=1)
-    ap.add_argument("--block-size", type=int, default=32768)
-    ap.add_argument("--max-steps", type=int, default=-1)
-    ap.add_argument("--delimiters", default="s1")
-    a = ap.parse_args(argv)
+# %% ../nbs/10_s1_budget_forcing.ipynb #0d79a545
+from .runs import ConfigError, PaperConfig
+
+@dataclass(frozen=True)
+class S1Config(PaperConfig):
+    "The s1 notebook's parameters, typed (see the `parameters` cell for what each one means)."
+    model: str = "embedded"
+    base_model: str = "embedded"
+    benchmarks: list[str] = field(default_factory=lambda: ["arithmetic-1", "arithmetic-2", "arithmetic-3"])
+    num_problems: int | None = 6
+    main_benchmark: str | None = "arithmetic-1"
+    delimiters: str = "plain"
+    system_prompt: str | None = None
+    question_suffix: str = "\n\nThink step by step, then give the final answer in \\boxed{}."
+    caps: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    num_ignores: list[int] = field(default_factory=lambda: [1, 2, 4])
+    extension: str = "Wait"
+    answer_max_tokens: int = 12
+    fig4a_caps: list[int] = field(default_factory=lambda: [16, 32])
+    fig4a_num_ignores: list[int] = field(default_factory=lambda: [1, 2, 4])
+    table4_extensions: list[str] = field(default_factory=lambda: ["", "Hmm", "Alternatively", "Wait"])
+    table4_num_ignore: int = 2
+    baseline_max_tokens: int = 128
+    tcc_budgets: list[int] = field(default_factory=lambda: [16, 32, 64])
+    scc_steps: list[int] = field(default_factory=lambda: [1, 2, 4])
+    scc_tokens_per_step: int = 16
+    ccc_windows: dict[str, list[int]] = field(default_factory=lambda: {"short": [0, 48], "long": [48, 128]})
+    rs_caps: list[int] = field(default_factory=lambda: [32, 64, 128])
+    rs_samples: int = 4
+    rs_rounds: int = 2
+    parallel_samples: int = 4
+    parallel_max_tokens: int = 128
+    s1k_select: int = 8
+    sft_steps: int = 2
+    sft_batch_size: int = 4
+    overhead_prompts: int = 4
+    overhead_round_tokens: int = 16
+    overhead_num_ignore: int = 2
+    batch_size: int = 64
+
+    def __post_init__(self): check_s1_config(self)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #c927205e
+def check_s1_config(self: S1Config):
+    "Value checks of an `S1Config` (run on construction)."
+    for k in ("benchmarks", "caps", "num_ignores", "fig4a_caps", "fig4a_num_ignores", "table4_extensions",
+              "tcc_budgets", "scc_steps", "rs_caps"):
+        if not getattr(self, k): self.fail(k, "a non-empty list", getattr(self, k))
+    for k in ("caps", "fig4a_caps", "tcc_budgets", "scc_steps", "rs_caps"):
+        if min(getattr(self, k)) < 1: self.fail(k, "positive token budgets", getattr(self, k))
+    for k in ("answer_max_tokens", "baseline_max_tokens", "scc_tokens_per_step", "rs_samples", "rs_rounds",
+              "parallel_samples", "parallel_max_tokens", "batch_size"):
+        if getattr(self, k) < 1: self.fail(k, "an int >= 1", getattr(self, k))
+    if min(self.num_ignores + self.fig4a_num_ignores + [self.table4_num_ignore]) < 0:
+        self.fail("num_ignores", "numbers of extensions >= 0", self.num_ignores)
+    if max(self.fig4a_caps) > max(self.caps): self.fail("fig4a_caps", f"caps <= max(caps) = {max(self.caps)}", self.fig4a_caps)
+    if self.main_benchmark not in [None, *self.benchmarks]: self.fail("main_benchmark", f"None or one of {self.benchmarks}", self.main_benchmark)
+    if self.delimiters not in DELIMITER_PRESETS: self.fail("delimiters", f"one of {sorted(DELIMITER_PRESETS)}", self.delimiters)
+    for c, w in self.ccc_windows.items():
+        if c not in CCC_INSTRUCTIONS or len(w) != 2 or w[0] > w[1]:
+            self.fail("ccc_windows", f"{{'short'|'long': [a_min, a_max]}}", self.ccc_windows)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #6db21d28
+@dataclass
+class S1Problems:
+    "A run's problems: (benchmark, problem) in order, their chat prompts, and the main benchmark."
+    items: list[tuple]
+    prompts: list[str]
+    main_benchmark: str | None = None
+
+    @property
+    def golds(self) -> list[str]: return [p.answer for _, p in self.items]
+    def kind(self, bench: str | None) -> str: return "mc" if bench and "gpqa" in bench else "math"
+    def indices(self, bench: str) -> list[int]: return [i for i, (b, _) in enumerate(self.items) if b == bench]
+    @property
+    def main(self) -> list[int]: return [i for i, (b, _) in enumerate(self.items) if self.main_benchmark in (None, b)]
+    @property
+    def main_name(self) -> str: return self.main_benchmark or "all benchmarks"
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #182aa1d1
+def load_problems(backend, cfg: S1Config) -> S1Problems:
+    "Every benchmark's problems as chat prompts of `backend`'s model (question + `cfg.question_suffix`)."
+    from reasonbook.data import format_question, load_benchmark
+    items = [(b, p) for b in cfg.benchmarks for p in load_benchmark(b, limit=cfg.num_problems, seed=cfg.seed)]
+    prompts = [s1_prompt(backend, format_question(p) + cfg.question_suffix, system=cfg.system_prompt)
+               for _, p in items]
+    return S1Problems(items, prompts, cfg.main_benchmark)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #b6877912
+@dataclass
+class SweepPlan:
+    "Named budget-forcing settings over one list of prompts, all served by a single `budget_sweep`."
+    prompts: list[str] = field(default_factory=list)
+    extensions: list[str] = field(default_factory=list)
+    settings: dict = field(default_factory=dict)   # name -> (indices, cap or caps, num_ignore, force)
+
+    def add_prompts(self, prompts: Sequence[str], extension: str) -> list[int]:
+        "Append `prompts` (thinking extended with `extension`); returns their indices."
+        start = len(self.prompts)
+        self.prompts += list(prompts)
+        self.extensions += [extension] * len(prompts)
+        return list(range(start, len(self.prompts)))
+
+    def add(self, name: str, idx: Sequence[int], cap: int | Sequence[int], num_ignore: int = 0, force: bool = True):
+        "A setting `name`: budget forcing at `cap` (one per index, or one for all) with `num_ignore` extensions."
+        if name in self.settings:
+            raise ValueError(f"SweepPlan: setting {name!r} added twice")
+        self.settings[name] = (list(idx), cap, num_ignore, force)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #3f978367
+@patch
+def _caps(self: SweepPlan, idx, cap) -> int | list[int]:
+    if isinstance(cap, int):
+        return cap
+    full = [1] * len(self.prompts)        # prompts outside the setting: never read
+    for i, c in zip(idx, cap, strict=True):
+        full[i] = c
+    return full
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #63f247d7
+@patch
+def run(self: SweepPlan, backend, **sweep_kw) -> dict[str, list[ForcedThinking]]:
+    "One `budget_sweep` over the whole plan; the records of each setting by name."
+    s = list(self.settings.values())
+    swept = budget_sweep(backend, self.prompts, [(self._caps(i, c), k) for i, c, k, _ in s], extension=self.extensions,
+                         only=[i for i, *_ in s], force=[f for *_, f in s], **sweep_kw)
+    return dict(zip(self.settings, swept))
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #d15219fa
+def seq_settings(cfg: S1Config) -> dict[str, list[tuple[int, int]]]:
+    "The (cap, num_ignore) settings of Fig. 1, Fig. 4a and Table 4 (`all`: every one, sorted)."
+    top = max(cfg.caps)
+    fig1 = [(c, 0) for c in cfg.caps] + [(top, k) for k in cfg.num_ignores]
+    fig4a = [(c, 0) for c in cfg.fig4a_caps] + [(top, k) for k in cfg.fig4a_num_ignores]
+    return {"fig1": fig1, "fig4a": fig4a, "all": sorted(set(fig1 + fig4a + [(top, 0), (top, cfg.table4_num_ignore)]))}
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #89ccaa24
+def bf_name(cap: int, k: int) -> str: return f"bf {cap} x{k}"
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #5536b45a
+def control_variants(cfg: S1Config) -> list[tuple[str, object, Callable, list[int]]]:
+    "Table 3's prompt-based runs: (method, budget, prompt function, requested [a_min, a_max])."
+    return ([("TCC", b, tcc_prompt, [0, b]) for b in cfg.tcc_budgets]
+            + [("SCC", s, scc_prompt, [0, s * cfg.scc_tokens_per_step]) for s in cfg.scc_steps]
+            + [("CCC", c, ccc_prompt, cfg.ccc_windows[c]) for c in cfg.ccc_windows])
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #8927f11b
+def plan_budget_forcing(backend, cfg: S1Config, problems: S1Problems) -> SweepPlan:
+    "The notebook's one sweep: Fig. 1 / Fig. 4a / Table 4 settings and Table 3's control prompts, by name."
+    from reasonbook.data import format_question
+    plan, top = SweepPlan(), max(cfg.caps)
+    idx = plan.add_prompts(problems.prompts, cfg.extension)
+    for cap, k in seq_settings(cfg)["all"]:
+        plan.add(bf_name(cap, k), idx, cap, k)
+    for e in [e for e in cfg.table4_extensions if e != cfg.extension]:
+        plan.add(f"table4 {e!r}", plan.add_prompts(problems.prompts, e), top, cfg.table4_num_ignore)
+    qs = [format_question(problems.items[i][1]) for i in problems.main]
+    ask = lambda fn, arg: [s1_prompt(backend, fn(q, arg) + cfg.question_suffix, system=cfg.system_prompt) for q in qs]
+    groups = [(m, a, win, plan.add_prompts(ask(fn, a), cfg.extension)) for m, a, fn, win in control_variants(cfg)]
+    for m, a, win, ix in groups:
+        plan.add(f"{m} {a}", ix, cfg.baseline_max_tokens, force=False)
+    for m, a, win, ix in groups:
+        if m != "CCC":
+            plan.add(f"{m}+BF {a}", ix, min(win[1], cfg.baseline_max_tokens))
+    return plan
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #1f043e7f
+def run_budget_forcing(backend, cfg: S1Config, problems: S1Problems) -> dict[str, list[ForcedThinking]]:
+    "Run the plan (greedy, seed `cfg.seed`): the records of every budget-forcing setting, by name."
+    return plan_budget_forcing(backend, cfg, problems).run(
+        backend, delimiters=cfg.delimiters, answer_max_tokens=cfg.answer_max_tokens,
+        sampling=replace(GREEDY, seed=cfg.seed), desc="budget forcing")
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #466db4b4
+import pandas as pd
+
+def run_point(records: Sequence[ForcedThinking], problems: S1Problems, idx: Sequence[int], kind: str | None = None,
+              **info) -> dict:
+    "`summarize_run` of `records` over the problems `idx` (graded as their benchmark unless `kind` is given)."
+    golds = problems.golds
+    return summarize_run([records[i] for i in idx], [golds[i] for i in idx],
+                         kind=kind or problems.kind(problems.items[idx[0]][0]), **info)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #fa9d56ad
+def setting_label(cfg: S1Config, cap: int, k: int) -> str:
+    return f"cap {cap}" if k == 0 else f"{cfg.extension or 'nothing'} x{k}"
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #f16b96b9
+def fig1_points(bf: dict, cfg: S1Config, problems: S1Problems) -> pd.DataFrame:
+    "Fig. 1's points: per benchmark, each cap and each number of extensions at the largest cap."
+    fig1 = seq_settings(cfg)["fig1"]
+    return pd.DataFrame([run_point(bf[bf_name(*s)], problems, problems.indices(b), benchmark=b, cap=s[0],
+                                   num_ignore=s[1], setting=setting_label(cfg, *s))
+                         for b in cfg.benchmarks for s in seq_settings(cfg)["all"] if s in fig1])
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #ee3a30ee
+def fig1_summary(points: pd.DataFrame, paper: dict = PAPER["fig1"]) -> list[dict]:
+    "Scaling and Performance of each benchmark's Fig. 1 curve, then of the paper's."
     rows = []
-    with open(a.data) as f:
-        for i, line in enumerate(f, 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError as e:
-                    raise SystemExit(f"{a.data}:{i}: not valid JSON ({e})")
-    res = s1_sft(a.model, rows, a.output, delimiters=a.delimiters, epochs=a.epochs, lr=a.lr, batch_size=a.batch_size,
-                 max_steps=a.max_steps, block_size=a.block_size, gradient_accumulation_steps=a.grad_accum)
-    print(json.dumps({"path": str(res.path), "steps": res.steps, "final_loss": res.final_loss, "seconds": res.seconds}))
+    for b, d in points.groupby("benchmark", sort=False):
+        rows.append(dict(benchmark=b, scaling=scaling(d.avg_thinking_tokens, d.accuracy)
+                         if d.avg_thinking_tokens.min() > 0 else float("nan"), performance=performance(d.accuracy),
+                         min_tokens=d.avg_thinking_tokens.min(), max_tokens=d.avg_thinking_tokens.max()))
+    for name, pts in paper.items():
+        t, a = zip(*pts)
+        rows.append(dict(benchmark=f"{name} (paper)", scaling=scaling(t, a), performance=performance(a),
+                         min_tokens=min(t), max_tokens=max(t)))
+    return rows
 
-# %% ../nbs/10_s1_budget_forcing.ipynb #a43d2961
-if __name__ == "__main__":
-    from fastcore.imports import IN_NOTEBOOK
-    if not IN_NOTEBOOK:
-        main()
+# %% ../nbs/10_s1_budget_forcing.ipynb #3ed63574
+import matplotlib.pyplot as plt
+
+def _curve(ax, d, x, y, labels, style="o-", color="C0", label=None, dy=3):
+    ax.plot(d[x], d[y], style, color=color, label=label)
+    for (_, r), text in zip(d.iterrows(), labels):
+        ax.annotate(text, (r[x], r[y]), fontsize=7, xytext=(3, dy), textcoords="offset points")
+    ax.set_xscale("log", base=2)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #a093db42
+def plot_fig1(points: pd.DataFrame, title: str = "Fig. 1", paper: dict = PAPER["fig1"]):
+    "Fig. 1: one panel per benchmark (this run), and the paper's points below."
+    benches = list(dict.fromkeys(points.benchmark))
+    cols = max(len(benches), len(paper))
+    fig, axes = plt.subplots(2, cols, figsize=(4.2 * cols, 7.2), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, b in zip(axes[0], benches):
+        d = points[points.benchmark == b].sort_values("avg_thinking_tokens")
+        ax.axis("on"); _curve(ax, d, "avg_thinking_tokens", "accuracy", d.setting)
+        ax.set(title=f"{b} (this run)", xlabel="average thinking tokens", ylabel="accuracy (%)", ylim=(-5, 105))
+    for ax, (name, pts) in zip(axes[1], paper.items()):
+        ax.axis("on"); ax.plot(*zip(*pts), "s--", color="C1"); ax.set_xscale("log", base=2)
+        ax.set(title=f"{name} (paper, s1-32B)", xlabel="average thinking tokens", ylabel="accuracy (%)")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #8f4a6054
+def fig4a_points(bf: dict, cfg: S1Config, problems: S1Problems) -> pd.DataFrame:
+    "Fig. 4a: budget forcing on the main benchmark, one row per setting."
+    kind = problems.kind(problems.main_benchmark)
+    return pd.DataFrame([run_point(bf[bf_name(*s)], problems, problems.main, kind, setting=setting_label(cfg, *s),
+                                   cap=s[0], num_ignore=s[1]) for s in seq_settings(cfg)["fig4a"]])
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #1a4e600a
+def run_parallel_scaling(backend, cfg: S1Config, problems: S1Problems) -> pd.DataFrame:
+    "Fig. 4b: `parallel_samples` samples per main problem at temperature 1; maj@k and cov@k per k."
+    sp = Sampling(n=cfg.parallel_samples, temperature=1.0, max_tokens=cfg.parallel_max_tokens, seed=cfg.seed)
+    rows = sample_thinking(backend, [problems.prompts[i] for i in problems.main], sampling=sp,
+                           delimiters=cfg.delimiters, desc="parallel samples")
+    tk = backend.tokenizer
+    texts = [[tk.decode(s.ids, skip_special_tokens=False) for s in row] for row in rows]
+    tokens = [[count_thinking_tokens(tk, t) for t in row] for row in texts]
+    ks = sorted({2 ** i for i in range(10) if 2 ** i <= cfg.parallel_samples} | {cfg.parallel_samples})
+    return pd.DataFrame(parallel_scaling(texts, tokens, [problems.golds[i] for i in problems.main], ks,
+                                         kind=problems.kind(problems.main_benchmark)))
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #92b65c1f
+def plot_fig4(fig4a: pd.DataFrame, par: pd.DataFrame, main_name: str, model: str, base: str, title: str = "Fig. 4"):
+    "Fig. 4: (a) budget forcing on the main benchmark, (b) against majority voting over parallel samples."
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
+    _curve(a1, fig4a, "avg_thinking_tokens", "accuracy", fig4a.setting)
+    a1.set(xlabel="average thinking tokens", ylabel="accuracy (%)", ylim=(-5, 105),
+           title=f"(a) sequential: budget forcing, {main_name}")
+    a2.plot(fig4a.avg_thinking_tokens, fig4a.accuracy, "o-", color="C0", label=f"sequential ({model}, budget forcing)")
+    _curve(a2, par, "avg_thinking_tokens", "maj", [f"k={int(k)}" for k in par.k], "s--", "C1",
+           f"parallel ({base}, maj@k)", dy=-9)
+    a2.set(xlabel="average thinking tokens (k samples: total)", ylim=(-5, 105),
+           title=f"(b) parallel: majority vote, {main_name}")
+    a2.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #d05dbff6
+def run_rejection_sampling(backend, cfg: S1Config, problems: S1Problems) -> dict[int, list[ForcedThinking]]:
+    "Rejection sampling on the main benchmark at every cap of `rs_caps`."
+    return rejection_sample(backend, [problems.prompts[i] for i in problems.main], caps=cfg.rs_caps,
+                            max_rounds=cfg.rs_rounds, delimiters=cfg.delimiters,
+                            sampling=Sampling(n=cfg.rs_samples, temperature=1.0, seed=cfg.seed),
+                            answer=Sampling(temperature=0.0, max_tokens=cfg.answer_max_tokens, seed=cfg.seed))
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #850e71ec
+def table3_runs(bf: dict, rs: dict, cfg: S1Config, problems: S1Problems) -> dict[str, list[tuple[dict, list]]]:
+    "Every run of Table 3 by method: (point, requested [a_min, a_max])."
+    main, kind = problems.main, problems.kind(problems.main_benchmark)
+    golds = [problems.golds[i] for i in main]
+    runs = defaultdict(list)
+    for m, a, _, win in control_variants(cfg):
+        runs[m].append((summarize_run(bf[f"{m} {a}"], golds, kind, setting=f"{m} {a}"), win))
+        if m != "CCC":
+            runs[f"{m}+BF"].append((summarize_run(bf[f"{m}+BF {a}"], golds, kind, setting=f"{m}+BF {a}"), win))
+    for s in seq_settings(cfg)["fig1"]:
+        runs["BF"].append((run_point(bf[bf_name(*s)], problems, main, kind, setting=setting_label(cfg, *s)), [0, s[0]]))
+    for c in cfg.rs_caps:
+        runs["RS"].append((summarize_run(rs[c], golds, kind, setting=f"RS cap {c}"), [0, c]))
+    return dict(runs)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #98deda95
+def table3(runs: dict, paper: dict = PAPER["table3"]) -> list[dict]:
+    "Control (%), Scaling and Performance of each method, beside the paper's (AIME24, s1-32B)."
+    rows = []
+    for m, (pc, ps, pp) in paper.items():
+        pts, wins = [p for p, _ in runs[m]], [w for _, w in runs[m]]
+        toks, acc = [p["avg_thinking_tokens"] for p in pts], [p["accuracy"] for p in pts]
+        pos = [(t, a) for t, a in zip(toks, acc) if t > 0]
+        rows.append(dict(method=m, runs=len(pts), control=100 * control(toks, [w[0] for w in wins], [w[1] for w in wins]),
+                         scaling=scaling([t for t, _ in pos], [a for _, a in pos]), performance=performance(acc),
+                         paper_control=pc, paper_scaling=ps, paper_performance=pp))
+    return rows
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #77fd3931
+def fig6_points(runs: dict, cfg: S1Config) -> pd.DataFrame:
+    "Fig. 6: the rejection-sampling runs, one row per cap."
+    return pd.DataFrame([p for p, _ in runs["RS"]]).assign(cap=cfg.rs_caps)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #7772666e
+def plot_fig6(points: pd.DataFrame, title: str = "Fig. 6"):
+    "Fig. 6: accuracy against average thinking tokens of the accepted samples, one point per cap."
+    fig, ax = plt.subplots(figsize=(6, 4))
+    _curve(ax, points, "avg_thinking_tokens", "accuracy", [f"cap {int(r.cap)} ({100 * r.accepted:.0f}% accepted)"
+           for _, r in points.iterrows()], color="C2", label="rejection sampling (this run)")
+    ax.set(xlabel="average thinking tokens (accepted samples)", ylabel="accuracy (%)", ylim=(-5, 105))
+    ax.set_title(title, fontsize=9)
+    ax.legend()
+    return fig
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #0c36c651
+def table4(bf: dict, cfg: S1Config, problems: S1Problems, paper: dict = PAPER["table4"]) -> list[dict]:
+    "Accuracy and thinking tokens per benchmark for each appended string, beside the paper's."
+    top, k = max(cfg.caps), cfg.table4_num_ignore
+    recs = {"no extrapolation": bf[bf_name(top, 0)]}
+    for e in cfg.table4_extensions:
+        recs[e or "nothing"] = bf[bf_name(top, k) if e == cfg.extension else f"table4 {e!r}"]
+    rows = []
+    for name, rr in recs.items():
+        row = {"appended": name}
+        for b in cfg.benchmarks:
+            p = run_point(rr, problems, problems.indices(b))
+            row[f"{b} acc"], row[f"{b} tokens"] = p["accuracy"], p["avg_thinking_tokens"]
+        if name in paper:
+            row.update(zip(("paper AIME24", "paper MATH500", "paper GPQA"), paper[name]))
+        rows.append(row)
+    return rows
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #029928fa
+def run_extension_overhead(backend, cfg: S1Config, problems: S1Problems) -> dict:
+    "Extension overhead on the first `overhead_prompts` prompts, with and without prefix reuse ({} if 0 prompts)."
+    if not cfg.overhead_prompts:
+        return {}
+    kw = dict(num_ignore=cfg.overhead_num_ignore, round_tokens=cfg.overhead_round_tokens, repeats=2)
+    ps = problems.prompts[:cfg.overhead_prompts]
+    out = {"reuse": extension_overhead(backend, ps, **kw)}
+    with backend.prefix_reuse(False):
+        out["no reuse"] = extension_overhead(backend, ps, **kw)
+    return out
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #f2c17b30
+def arithmetic_operation(row: dict) -> str:
+    "The domain of a generated arithmetic question: the operation it asks for."
+    q = row["question"].lower()
+    return ("multiplication" if re.search(r"\beach\b|doubles|triples|quadruples", q)
+            else "subtraction" if re.search(r"gives|loses|eats", q) else "addition")
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #c567fbf7
+def select_from_run(tokenizer, cfg: S1Config, problems: S1Problems, bf: dict) -> tuple[list[dict], dict]:
+    "s1K-style selection of `cfg.s1k_select` rows from the run's problems, judged by the model's own answers."
+    from reasonbook.data import format_question
+    own = bf[bf_name(max(cfg.caps), 0)]
+    answers = {format_question(p) + cfg.question_suffix: r.output for (_, p), r in zip(problems.items, own)}
+    rows = [dict(question=format_question(p), answer=p.answer, trace=p.solution or "", attempt=p.answer, source=b)
+            for b, p in problems.items]
+    q_rows = quality_filter(rows)
+    judge = lambda qs: [answers[q] for q in qs]
+    d_rows = add_trace_tokens(difficulty_filter(q_rows, [judge], question_suffix=cfg.question_suffix), tokenizer)
+    s1k = diversity_sample(d_rows, cfg.s1k_select, arithmetic_operation, seed=cfg.seed)
+    subsets = ablation_subsets(d_rows, cfg.s1k_select, domain_fn=arithmetic_operation, seed=cfg.seed)
+    return s1k, {"pool": len(rows), "quality": len(q_rows), "difficulty": len(d_rows), "s1K": len(s1k),
+                 **{k: len(v) for k, v in subsets.items()}}
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #546cfaff
+def run_s1_sft(cfg: S1Config, rows: Sequence[dict], tokenizer, cache) -> "train.TrainResult":
+    "SFT on `rows` for `cfg.sft_steps` steps (block size 1024), trained once per recipe in `cache` (a TrainCache)."
+    model = cfg.model.split(":", 1)[1] if cfg.model.startswith(("vllm:", "openai:")) else cfg.model
+    recipe = dict(method="s1_sft", model=model, rows=list(rows), delimiters="s1", epochs=1, max_steps=cfg.sft_steps,
+                  batch_size=cfg.sft_batch_size, block_size=1024, seed=0)
+    train_fn = lambda out: s1_sft(model, rows, out, tokenizer=tokenizer, delimiters="s1", epochs=1,
+                                  max_steps=cfg.sft_steps, batch_size=cfg.sft_batch_size, block_size=1024)
+    return cache.get_or_train("s1-sft", recipe, train_fn)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #a3ebdb10
+def paper_vs_this_run(cfg: S1Config, main_name: str, base: str, t3: list[dict], f6: pd.DataFrame,
+                      f4a: pd.DataFrame, par: pd.DataFrame, t4: list[dict], overhead: dict) -> list[dict]:
+    "Rows (what, paper, ours, note) of the headline comparison."
+    bf = next(r for r in t3 if r["method"] == "BF")
+    rows = [dict(what="Scaling of the paper's Fig. 1 AIME24 points (our metric code)", paper=15,
+                 ours=round(scaling(*zip(*PAPER["fig1"]["AIME24"])), 2), note="reproduces the paper's 15 from its points"),
+            dict(what=f"BF Control % ({main_name})", paper=100, ours=round(bf["control"], 1)),
+            dict(what=f"BF Scaling ({main_name})", paper=15, ours=round(bf["scaling"], 2)),
+            dict(what=f"BF Performance % ({main_name})", paper=56.7, ours=round(bf["performance"], 1))]
+    rows += [dict(what=f"{r['method']} Control / Scaling / Performance",
+                  paper=f"{r['paper_control']} / {r['paper_scaling']} / {r['paper_performance']}",
+                  ours=f"{r['control']:.0f} / {r['scaling']:.1f} / {r['performance']:.1f}") for r in t3 if r["method"] != "BF"]
+    rs_acc, (p0, p1) = f6.accuracy.tolist(), PAPER["fig6_rs_accuracy"]
+    rows.append(dict(what="RS accuracy, smallest -> largest cap (Fig. 6)", paper=f"{p0} -> {p1}",
+                     ours=f"{rs_acc[0]:.1f} -> {rs_acc[-1]:.1f}"))
+    rows.append(dict(what=f"Fig. 4a Wait x{cfg.fig4a_num_ignores[-1]} accuracy", paper=56.7, ours=round(f4a.accuracy.iloc[-1], 1)))
+    rows.append(dict(what=f"Fig. 4b maj@{par.k.iloc[-1]} accuracy ({base})", paper=None, ours=round(par.maj.iloc[-1], 1),
+                     note="paper: maj@64 of Qwen2.5-32B-Instruct stays below s1-32B's sequential curve"))
+    wait = next((r for r in t4 if r["appended"] == "Wait"), None) if "Wait" in cfg.table4_extensions else None
+    if wait:
+        rows.append(dict(what=f"Table 4 Wait x{cfg.table4_num_ignore} accuracy ({cfg.benchmarks[0]})", paper=53.3,
+                         ours=round(wait[f"{cfg.benchmarks[0]} acc"], 1), note="paper: AIME24"))
+    if overhead:
+        v, nr = overhead["reuse"], overhead.get("no reuse")
+        rows.append(dict(what=f"overhead of {v['num_ignore']} extensions vs one generation", paper=None,
+                         ours=f"{100 * v['overhead']:+.0f}%", note="with prefix reuse" + (
+                             f"; without: {100 * nr['overhead']:+.0f}%" if nr else "")))
+    return rows

@@ -119,7 +119,8 @@ def test_empty_generation_grades_false():
 
 
 def test_generation_that_never_emits_the_delimiter_is_capped(tiny):
-    from reasonbook.s1 import budget_force, ScriptedThinker
+    from reasonbook.s1 import budget_force
+    from reasonbook.testing import ScriptedThinker
     never = ScriptedThinker(tiny.tokenizer, think_len=100_000)     # thinks forever, never emits the delimiter
     recs = budget_force(never, [tiny.chat("What is 1 + 1?")], max_thinking_tokens=32, num_ignore=2, delimiters="plain")
     r = recs[0]

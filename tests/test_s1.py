@@ -1,14 +1,19 @@
 """Mechanics of s1 budget forcing (reasonbook.s1) on the tiny random-weight model (conftest's `tiny` HFBackend) and
-on a scripted thinker (`ScriptedThinker`: a fixed number of thinking tokens per call, then the delimiter)."""
+on a scripted thinker (`ScriptedThinker`: a fixed number of thinking tokens per call, then the delimiter). The
+notebook's own examples (next to each function) cover the metrics, the delimiters and each experiment function;
+these tests are the grids, the real decode loop, the whole experiment pipeline and the config profiles."""
 import itertools
-import math
+import json
+from pathlib import Path
 
 import pytest
+import yaml
 
-from reasonbook.s1 import (Delimiters, ScriptedThinker, budget_force, budget_sweep, control, get_delimiters,
-                           parallel_scaling, performance, rejection_sample, scaling, thinking_stop_ids)
+from reasonbook.backends import Sampling
+from reasonbook.s1 import (Delimiters, S1Config, budget_force, budget_sweep, parallel_scaling, rejection_sample)
+from reasonbook.testing import ScriptedThinker
 
-AIME24_FIG1 = [(500, 0.0), (1000, 13.3), (2000, 30.0), (3933, 43.3), (5300, 50.0), (6657, 53.3), (7319, 56.7)]
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
@@ -29,7 +34,7 @@ def prompts_for(backend, n=4):
 def test_cap_never_exceeded_tiny_sampled(tiny, cap, k):
     "Random weights at temperature 1 produce arbitrary tokens (partial UTF-8 included): the cap still holds."
     recs = budget_force(tiny, prompts_for(tiny), max_thinking_tokens=cap, num_ignore=k, delimiters="plain",
-                        temperature=1.0, seed=3, answer_max_tokens=4)
+                        sampling=Sampling(temperature=1.0, seed=3), answer_max_tokens=4)
     for r in recs:
         assert len(r.thinking_ids) <= cap
         assert r.thinking_tokens <= cap
@@ -75,7 +80,8 @@ def test_extension_suppresses_the_delimiter_tiny(tiny, k):
         assert r.num_extensions == 1 and r.thinking.count("Wait") == 1
         assert r.capped and r.final_answer_appended and r.rounds == 2
     assert [c.min_tokens for c in calls] == [0, 1, 0]          # thinking, one continuation, the forced answer
-    assert [c.stop_token_ids for c in calls[:2]] == [(198, 33359)] * 2
+    stop_ids = tuple(tiny.encode(t)[0] for t in ("\n", "Wait"))                # the delimiters' token ids
+    assert [c.stop_token_ids for c in calls[:2]] == [stop_ids] * 2
 
 
 def test_k_extensions_scripted_and_batched(tok):
@@ -138,39 +144,13 @@ def test_sweep_equals_separate_runs_tiny(tiny, newline_delims):
 
 
 def test_rejection_sampling_accepts_only_fitting_samples(tok):
-    rs = rejection_sample(ScriptedThinker(tok, think_len=8), ["Q1", "Q2"], caps=[8, 9, 20], num_samples=2,
-                          max_rounds=2, delimiters="s1")
+    rs = rejection_sample(ScriptedThinker(tok, think_len=8), ["Q1", "Q2"], caps=[8, 9, 20],
+                          sampling=Sampling(n=2, temperature=1.0, seed=0), max_rounds=2, delimiters="s1")
     assert all(not r.accepted for r in rs[8])            # 8 tokens + the delimiter do not fit a cap of 8
     assert all(r.accepted and r.thinking_tokens == 8 and not r.capped for r in rs[9] + rs[20])
 
 
 # --- metrics -----------------------------------------------------------------------------------------------------
-
-def test_scaling_of_paper_fig1_aime24_points_is_15():
-    t, a = zip(*AIME24_FIG1)
-    s = scaling(t, a)
-    assert round(s, 2) == 14.85
-    assert round(s) == 15
-    # on raw tokens (not log2) the published number is not recovered
-    raw = [(fb - fa) / (b - a) for (a, fa), (b, fb) in itertools.combinations(AIME24_FIG1, 2)]
-    assert abs(sum(raw) / len(raw) - 15) > 10
-
-
-def test_scaling_is_order_free_and_handles_flat_runs():
-    assert scaling([4, 1, 2], [30, 10, 20]) == pytest.approx(scaling([1, 2, 4], [10, 20, 30]))
-    assert scaling([1, 2, 4], [10, 20, 30]) == pytest.approx(10.0)   # +10 points per doubling
-    assert math.isnan(scaling([8, 8], [1, 2]))             # no pair with more tokens: undefined
-    with pytest.raises(ValueError):
-        scaling([0, 2], [1, 2])
-
-
-def test_control_and_performance():
-    assert control([100, 300, 50], 0, 200) == pytest.approx(2 / 3)
-    assert control([100, 300], [0, 250], [200, 400]) == 1.0
-    assert performance([3.0, 56.7, 40.0]) == 56.7
-    with pytest.raises(ValueError):
-        control([], 0, 1)
-
 
 def test_parallel_scaling_maj_and_cov():
     pts = parallel_scaling([["1", "5", "5", "5"], ["2", "2", "3", "4"]], [[10] * 4, [30] * 4], ["5", "4"], ks=[1, 4])
@@ -180,12 +160,6 @@ def test_parallel_scaling_maj_and_cov():
     assert pts[1]["cov"] == 100.0
 
 
-def test_delimiter_presets_with_smollm2_tokenizer(tok):
-    assert len(thinking_stop_ids(get_delimiters("s1"), tok)) == 2
-    with pytest.raises(ValueError, match="not exactly one token|is 3 tokens"):
-        thinking_stop_ids(get_delimiters("think"), tok)
-
-
 # --- continuations reuse the prefix --------------------------------------------------------------------------------
 
 def test_extension_rounds_reuse_the_prefix(tiny):
@@ -193,11 +167,8 @@ def test_extension_rounds_reuse_the_prefix(tiny):
     from reasonbook.s1 import extension_overhead
     ps, k, w = prompts_for(tiny, 3), 2, len(tiny.encode("Wait"))
     ov = extension_overhead(tiny, ps, num_ignore=k, round_tokens=6)
-    saved, tiny.prefix_cache.max_tokens = tiny.prefix_cache.max_tokens, 0
-    try:
+    with tiny.prefix_reuse(False):
         cold = extension_overhead(tiny, ps, num_ignore=k, round_tokens=6)
-    finally:
-        tiny.prefix_cache.max_tokens = saved
     prompt_tokens = sum(len(tiny.encode(p)) for p in ps)
     # reuse: per prompt, at most the last generated token + the extension per round (+1 recomputed prompt token)
     assert ov["extended_prefill_tokens"] <= len(ps) * (1 + k * (2 + w))
@@ -206,18 +177,59 @@ def test_extension_rounds_reuse_the_prefix(tiny):
     assert ov["total_tokens"] == (k + 1) * 6 + k * w
 
 
-# --- SFT entry point -----------------------------------------------------------------------------------------------
+# --- the experiment pipeline -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("profile", ["tiny", "full"])
+def test_config_profiles_validate(profile):
+    "Every profile's values (over the notebook defaults) pass S1Config's type and value checks."
+    cfg = S1Config.from_params(yaml.safe_load((ROOT / "configs" / "s1" / f"{profile}.yaml").read_text()))
+    assert max(cfg.fig4a_caps) <= max(cfg.caps)
+
+
+def test_wrong_parameter_is_named():
+    with pytest.raises(ValueError, match="'rs_caps'"):
+        S1Config.from_params({"rs_caps": [8, "16"]})
+    with pytest.raises(ValueError, match="'main_benchmark'"):
+        S1Config(main_benchmark="aime24")
+
+
+def test_every_run_and_plot_function_on_a_scripted_thinker(tok, tmp_path):
+    "The reproduction half end to end on a fake backend: each run_*/table/plot function, then metrics.json."
+    import matplotlib
+    matplotlib.use("Agg")
+    from reasonbook import s1
+    from reasonbook.plots import paper_vs_ours, write_metrics
+    tiny = yaml.safe_load((ROOT / "configs" / "s1" / "tiny.yaml").read_text())
+    cfg = S1Config.from_params(dict(tiny, main_benchmark="arithmetic-1", overhead_prompts=1))
+    sb = ScriptedThinker(tok, think_len=10, extend_len=3, answer=" 3")
+    problems = s1.load_problems(sb, cfg)
+    bf = s1.run_budget_forcing(sb, cfg, problems)
+    assert len(sb.calls) == 4                           # every setting of every experiment: 3 rounds + 1 answer call
+    fig1 = s1.fig1_points(bf, cfg, problems)
+    par = s1.run_parallel_scaling(sb, cfg, problems)
+    rs = s1.run_rejection_sampling(sb, cfg, problems)
+    runs = s1.table3_runs(bf, rs, cfg, problems)
+    fig6, fig4a = s1.fig6_points(runs, cfg), s1.fig4a_points(bf, cfg, problems)
+    for fig in (s1.plot_fig1(fig1), s1.plot_fig4(fig4a, par, problems.main_name, "m", "b"), s1.plot_fig6(fig6)):
+        assert fig.axes
+    t3, t4 = s1.table3(runs), s1.table4(bf, cfg, problems)
+    overhead = s1.run_extension_overhead(sb, cfg, problems)
+    s1k, selection = s1.select_from_run(tok, cfg, problems, bf)
+    assert len(s1k) == selection["s1K"] == min(cfg.s1k_select, selection["difficulty"])
+    rows = s1.paper_vs_this_run(cfg, problems.main_name, "b", t3, fig6, fig4a, par, t4, overhead)
+    path = write_metrics(tmp_path, {"fig1": s1.fig1_summary(fig1), "table3": t3, "table4": t4, "fig6": fig6.to_dict("records"),
+                                    "paper_vs_ours": paper_vs_ours(rows).to_dict("records"), "config": cfg.to_dict()})
+    m = json.loads(path.read_text())
+    assert [r["method"] for r in m["table3"]] == list(s1.PAPER["table3"])
+    assert m["config"]["caps"] == [8, 16]
+
+
+# --- SFT -----------------------------------------------------------------------------------------------------------
 
 @pytest.mark.slow
-def test_s1_sft_cli_one_step_on_tiny(tiny_path, tmp_path):
-    "`python -m reasonbook.s1 sft` (what `accelerate launch -m` runs) trains one step and saves a loadable folder."
-    import json, subprocess, sys
-    data = tmp_path / "rows.jsonl"
-    data.write_text("\n".join(json.dumps({"question": f"What is {i} + 1?", "trace": f"{i} + 1 = {i + 1}.",
-                                          "attempt": str(i + 1)}) for i in range(4)) + "\n")
-    out = subprocess.run([sys.executable, "-m", "reasonbook.s1", "sft", "--model", str(tiny_path), "--data", str(data),
-                          "--output", str(tmp_path / "sft"), "--max-steps", "1", "--batch-size", "2",
-                          "--block-size", "256"], capture_output=True, text=True, timeout=600)
-    assert out.returncode == 0, out.stderr[-2000:]
-    res = json.loads(out.stdout.strip().splitlines()[-1])
-    assert res["steps"] == 1 and (tmp_path / "sft" / "config.json").exists()
+def test_s1_sft_one_step_on_tiny(tiny_path, tmp_path):
+    "s1_sft through train.launch (in-process) trains one step on s1K-format rows and saves a loadable folder."
+    from reasonbook.s1 import s1_sft
+    rows = [{"question": f"What is {i} + 1?", "trace": f"{i} + 1 = {i + 1}.", "attempt": str(i + 1)} for i in range(4)]
+    res = s1_sft(str(tiny_path), rows, tmp_path / "sft", max_steps=1, batch_size=2, block_size=256)
+    assert res.steps == 1 and (tmp_path / "sft" / "config.json").exists()

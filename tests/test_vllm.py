@@ -181,7 +181,7 @@ def _check_forced(recs, n_prompts, caps, k):
 
 
 BF = dict(max_thinking_tokens=[16, 40], num_ignore=2, extension="Wait", delimiters="s1", answer_max_tokens=8,
-          temperature=0.0)
+          sampling=Sampling(temperature=0.0, seed=0))
 
 
 def _bf_prompts(backend):
