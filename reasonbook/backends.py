@@ -163,6 +163,11 @@ def prefix_reuse(self: Backend, enabled: bool = True):
     yield self
 
 # %% ../nbs/02_backends.ipynb #9273e631
+def _get_stats(self) -> dict: return self.__dict__.setdefault("_stats", {})
+def _set_stats(self, value: dict): self.__dict__["_stats"] = value
+Backend.stats = property(_get_stats, _set_stats, doc="Counters of the engine's work (tokens, seconds, requests); "
+                                                     "each engine fills in its own.")
+
 @patch
 def hf_model(self: Backend):
     "The underlying transformers model; only transformers backends have one."

@@ -8,6 +8,7 @@ Docs: https://reasonbook.github.io/reasonbook/serving.html.md"""
 # %% ../nbs/02a_serving.ipynb #bbd85a22
 from __future__ import annotations
 import http.client, importlib.util, json, math, os, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
+from contextlib import contextmanager
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Sequence
 
@@ -112,6 +113,7 @@ def generate_samples(self: VLLMBackend, requests, sampling, desc=None):
     from vllm import SamplingParams
     from vllm.inputs import TokensPrompt
     t0 = time.time()
+    if getattr(self, '_no_prefix_reuse', False): self.llm.reset_prefix_cache()   # see prefix_reuse
     ids = [self.encode(p) if isinstance(p, str) else in_vocab(p, len(self.tokenizer)) for p, _ in requests]
     for k, i in enumerate(ids):
         if not i: raise ValueError(f"empty prompt (request {k}) given to VLLMBackend({self.model_id!r})")
@@ -141,6 +143,16 @@ def close(self: VLLMBackend):
     core = getattr(getattr(getattr(self, "llm", None), "llm_engine", None), "engine_core", None)
     if core is not None: core.shutdown()
     self.llm = None
+
+# %% ../nbs/02a_serving.ipynb #078dad53
+@patch
+@contextmanager
+def prefix_reuse(self: VLLMBackend, enabled: bool = True):
+    "Within the block, reuse cached prefixes (`enabled`), or empty vLLM's prefix cache before every call."
+    saved = getattr(self, "_no_prefix_reuse", False)
+    self._no_prefix_reuse = not enabled
+    try: yield self
+    finally: self._no_prefix_reuse = saved
 
 # %% ../nbs/02a_serving.ipynb #386c8ad5
 def _generation_config(path):

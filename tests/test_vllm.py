@@ -162,6 +162,11 @@ def test_prefix_caching_serves_a_shared_prefix(vb):
     assert served >= 2 * 256, f"prefix cache served only {served} prompt tokens for 2 requests"
     assert vb.stats["prefill_tokens"] - before["prefill_tokens"] < vb.stats["prompt_tokens"] - before["prompt_tokens"]
     assert [c.token_ids for c in again] == [c.token_ids for c in first]     # the cache does not change results
+    with vb.prefix_reuse(False):                                            # emptied before every call
+        before = dict(vb.stats)
+        third = vb.generate([p], s)[0]
+    assert vb.stats["cached_tokens"] - before["cached_tokens"] == 0
+    assert [c.token_ids for c in third] == [c.token_ids for c in first]
 
 
 # ------------------------------------------------------------------------------- paper methods through vLLM
