@@ -13,43 +13,50 @@ Docs: https://reasonbook.github.io/reasonbook/wc_vs_se.html.md"""
 # %% ../nbs/40_wc_vs_se.ipynb #90a5b71b
 from __future__ import annotations
 
-import ast
-import hashlib
 import json
 import math
-import operator
 import random
 import re
 import time
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
 
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from .arith import NUMBER, equations, holds, question_numbers
 from .backends import Backend, Sampling
-from .data import Problem
-from .grading import extract_answer, grade, majority_vote, is_equiv
+from .data import Problem, load_benchmark
+from .grading import coverage_at_k, extract_answer, grade, maj_at_k
+from .plots import figure_title, paper_vs_ours
+from fastcore.basics import patch
+from .runs import ConfigError, PaperConfig, TrainCache, open_backend
 
 # %% auto #0
-__all__ = ['FEW_SHOT_STYLES', 'FEW_SHOT_STOPS', 'JUDGE_INSTRUCTION', 'JUDGE_ITEM', 'PARADIGMS', 'STUDENT_ROLES', 'PAPER',
-           'sampling_flops', 'compute_matched_samples', 'few_shot_prompt', 'bos_prefix', 'truncate_at_answer',
-           'sample_solutions', 'grade_samples', 'final_answer_filter', 'coverage_at_k', 'solution_key',
-           'diversity_at_k', 'equations', 'arithmetic_step_check', 'FPRResult', 'step_check_judge',
-           'false_positive_rate', 'corrupt_solution', 'parse_verdict', 'judge_prompt', 'judge_examples', 'LLMJudge',
-           'judge_agreement', 'paradigm', 'sft_rows', 'evaluate_student', 'trainable', 'finetune_and_evaluate',
-           'number_matched', 'relative_gain']
+__all__ = ['FEW_SHOT_STYLES', 'FEW_SHOT_STOPS', 'FEW_SHOT_SAMPLING', 'JUDGE_INSTRUCTION', 'JUDGE_ITEM', 'JUDGE_SAMPLING',
+           'PARADIGMS', 'STUDENT_ROLES', 'PAPER', 'STUDENT', 'SEED_OFFSETS', 'sampling_flops',
+           'compute_matched_samples', 'BudgetPlan', 'budget_plan', 'few_shot_prompt', 'bos_prefix',
+           'truncate_at_answer', 'sample_few_shot', 'grade_samples', 'final_answer_filter', 'solution_key',
+           'diversity_at_k', 'arithmetic_step_check', 'FPRResult', 'step_check_judge', 'false_positive_rate',
+           'corrupt_solution', 'parse_verdict', 'judge_prompt', 'judge_examples', 'LLMJudge', 'judge_agreement',
+           'paradigm', 'sft_rows', 'evaluate_student', 'trainable', 'sft_recipe', 'finetune_and_evaluate',
+           'number_matched', 'relative_gain', 'check_wcse_config', 'WCSEConfig', 'WCSEData', 'load_wcse_data',
+           'SampleSet', 'run_sampling', 'sampling_metrics', 'wcse_judge', 'quality_row', 'run_data_quality',
+           'judge_vs_hand_labels', 'table_records', 'model_family_note', 'plot_data_quality', 'student_model',
+           'students_to_run', 'run_base_eval', 'training_rows', 'run_finetuning', 'run_control', 'plot_finetuning',
+           'paper_vs_this_run']
 
 # %% ../nbs/40_wc_vs_se.ipynb #ddf94d17
 def sampling_flops(n_problems: int, samples_per_problem: int, tokens_per_solution: float, params: float) -> float:
     "FLOPs to sample `samples_per_problem` solutions of `tokens_per_solution` tokens for `n_problems` (paper: n·S·W·2P)."
     return 2.0 * params * n_problems * samples_per_problem * tokens_per_solution
 
-
-def compute_matched_samples(s_se: int, p_wc: float | None = None, p_se: float | None = None, *,
-                            price_wc: float | None = None, price_se: float | None = None,
-                            rounding: str = "nearest") -> int:
-    """WC samples per problem that cost what `s_se` SE samples cost: S_WC = (P_SE / P_WC) · S_SE, from parameter
-    counts (`p_wc`, `p_se`) or from per-token prices (`price_wc`, `price_se`)."""
+# %% ../nbs/40_wc_vs_se.ipynb #7474aaef
+def _cost_pair(p_wc, p_se, price_wc, price_se) -> tuple:
+    "The (WC, SE, what) costs that compute matching compares: parameter counts or per-token prices."
     by_params, by_price = (p_wc, p_se) != (None, None), (price_wc, price_se) != (None, None)
     if by_params == by_price:
         raise ValueError("compute_matched_samples: give either both parameter counts (p_wc, p_se) "
@@ -60,6 +67,15 @@ def compute_matched_samples(s_se: int, p_wc: float | None = None, p_se: float | 
         raise ValueError(f"compute_matched_samples: give both {what}s (WC and SE), got WC={wc!r}, SE={se!r}")
     if not (wc > 0 and se > 0):
         raise ValueError(f"compute_matched_samples: each {what} must be > 0, got WC={wc!r}, SE={se!r}")
+    return wc, se
+
+# %% ../nbs/40_wc_vs_se.ipynb #76424ac8
+def compute_matched_samples(s_se: int, p_wc: float | None = None, p_se: float | None = None, *,
+                            price_wc: float | None = None, price_se: float | None = None,
+                            rounding: str = "nearest") -> int:
+    """WC samples per problem that cost what `s_se` SE samples cost: S_WC = (P_SE / P_WC) · S_SE, from parameter
+    counts (`p_wc`, `p_se`) or from per-token prices (`price_wc`, `price_se`)."""
+    wc, se = _cost_pair(p_wc, p_se, price_wc, price_se)
     if int(s_se) != s_se or s_se < 1:
         raise ValueError(f"compute_matched_samples: s_se must be a positive integer, got {s_se!r}")
     x = se / wc * s_se
@@ -68,6 +84,29 @@ def compute_matched_samples(s_se: int, p_wc: float | None = None, p_se: float | 
     else: raise ValueError(f"compute_matched_samples: rounding must be 'nearest' or 'floor', got {rounding!r}")
     return max(1, int(s))
 
+# %% ../nbs/40_wc_vs_se.ipynb #aea25917
+@dataclass(frozen=True)
+class BudgetPlan:
+    "Samples per problem of each model ('wc', 'se') at each named SE budget, compute-matched on `match`."
+    budgets: dict                # {"low": {"se": 1, "wc": 3}, ...}
+    match: dict                  # the compute_matched_samples costs: p_wc/p_se or price_wc/price_se
+    basis: str                   # what the ratio is of, for titles: "parameters 27000M/9000M"
+
+    @property
+    def ratio(self) -> float: b = next(iter(self.budgets.values())); return b["wc"] / b["se"]
+    def max_samples(self, m: str) -> int: return max(b[m] for b in self.budgets.values())
+
+# %% ../nbs/40_wc_vs_se.ipynb #a41fe334
+def budget_plan(se_budgets: dict, p_wc: float | None = None, p_se: float | None = None, *,
+                price_wc: float | None = None, price_se: float | None = None) -> BudgetPlan:
+    "The compute-matched `BudgetPlan` for SE samples per problem `se_budgets`, by prices if given, else parameters."
+    if price_wc is not None or price_se is not None:
+        match, basis = dict(price_wc=price_wc, price_se=price_se), f"price {price_se}/{price_wc}"
+    else:
+        match, basis = dict(p_wc=p_wc, p_se=p_se), f"parameters {p_se / 1e6:.0f}M/{p_wc / 1e6:.0f}M"
+    budgets = {b: {"se": int(s), "wc": compute_matched_samples(int(s), **match)} for b, s in se_budgets.items()}
+    return BudgetPlan(budgets, match, basis)
+
 # %% ../nbs/40_wc_vs_se.ipynb #5140d501
 FEW_SHOT_STYLES = {
     "math": ("Problem:\n{question}\n\nSolution:\n", "{solution}\n\n\n"),
@@ -75,7 +114,7 @@ FEW_SHOT_STYLES = {
 }
 FEW_SHOT_STOPS = ("\n\n\n", "Problem:", "Question:")
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #43ecd52c
 def few_shot_prompt(question: str, shots: Sequence[Problem] = (), style: str = "math") -> str:
     "A few-shot prompt: the worked `shots` (each a `Problem` with a `solution`), then `question` for the model to solve."
     if style not in FEW_SHOT_STYLES:
@@ -88,7 +127,7 @@ def few_shot_prompt(question: str, shots: Sequence[Problem] = (), style: str = "
         out.append(head.format(question=s.question.strip()) + tail.format(solution=s.solution.strip()))
     return "".join(out) + head.format(question=question.strip())
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #21b06b6d
 def bos_prefix(tokenizer) -> str:
     "The BOS token text if `tokenizer` adds one by default (the backends encode prompts without special tokens), else ''."
     bos = getattr(tokenizer, "bos_token", None)
@@ -108,29 +147,26 @@ def truncate_at_answer(text: str) -> str:
     end = text.find("\n", m.end())
     return (text if end < 0 else text[:end]).strip()
 
+# %% ../nbs/40_wc_vs_se.ipynb #3fa9b116
+FEW_SHOT_SAMPLING = Sampling(temperature=0.7, max_tokens=512, stop=FEW_SHOT_STOPS, seed=0)
 
-def sample_solutions(backend: Backend, problems: Sequence[Problem], n: int, *, shots: Sequence[Problem] = (),
-                     style: str = "math", temperature: float = 0.7, top_p: float = 1.0, max_tokens: int = 512,
-                     seed: int | None = 0, stop: Sequence[str] = FEW_SHOT_STOPS, desc: str | None = None) -> list:
-    "`n` few-shot sampled solutions per problem (one engine call), each cut after its first final answer."
-    if n < 1: raise ValueError(f"sample_solutions: n must be >= 1, got {n}")
-    bos = bos_prefix(backend.tokenizer)
-    prompts = [bos + few_shot_prompt(p.question, shots, style) for p in problems]
-    if n > 1 and getattr(getattr(backend, "prefix_cache", None), "max_tokens", 0):
-        # transformers backend with prefix reuse: prefill each distinct prompt once, so its n samples reuse its KV
-        backend.generate(list(dict.fromkeys(prompts)), Sampling(max_tokens=1), desc="prefill")
-    sp = Sampling(n=n, temperature=temperature, top_p=top_p, max_tokens=max_tokens, stop=tuple(stop), seed=seed)
-    outs = backend.generate(prompts, sp, desc=desc)
+
+def sample_few_shot(backend: Backend, problems: Sequence[Problem], sampling: Sampling = FEW_SHOT_SAMPLING, *,
+                    shots: Sequence[Problem] = (), style: str = "math", desc: str | None = None) -> list:
+    "`sampling.n` few-shot sampled solutions per problem (one engine call), each cut after its first final answer."
+    prompts = [bos_prefix(backend.tokenizer) + few_shot_prompt(p.question, shots, style) for p in problems]
+    if sampling.n > 1: backend.warm_prefix(prompts)     # the n samples of a prompt reuse its prefilled prefix
+    outs = backend.generate(prompts, sampling, desc=desc)
     return [[truncate_at_answer(c.text) for c in o] for o in outs]
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #8294a670
 def grade_samples(problems: Sequence[Problem], samples: Sequence[Sequence[str]], kind: str = "math") -> list:
     "Per problem, per sample: is the final answer right? (`reasonbook.grading.grade`)."
     if len(problems) != len(samples):
         raise ValueError(f"grade_samples: {len(problems)} problems but {len(samples)} sample lists")
     return [[bool(grade(s, p.answer, kind=kind)) for s in ss] for p, ss in zip(problems, samples)]
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #fc571463
 def final_answer_filter(samples: Sequence[Sequence[str]], correct: Sequence[Sequence[bool]]) -> list:
     "Per problem, the samples whose final answer is correct (the paper's only filter)."
     if len(samples) != len(correct) or any(len(s) != len(c) for s, c in zip(samples, correct)):
@@ -144,13 +180,7 @@ def _check_k(correct, k, fn):
     for i, c in enumerate(correct):
         if len(c) < k: raise ValueError(f"{fn}: problem {i} has {len(c)} samples, fewer than k={k}")
 
-
-def coverage_at_k(correct: Sequence[Sequence[bool]], k: int) -> float:
-    "Fraction of problems with at least one correct solution among their first `k` samples."
-    _check_k(correct, k, "coverage_at_k")
-    return sum(any(c[:k]) for c in correct) / len(correct)
-
-
+# %% ../nbs/40_wc_vs_se.ipynb #354ca60c
 def solution_key(text: str) -> str:
     "The normalised text two solutions must share to count as the same solution (see the uniqueness rule above)."
     t = unicodedata.normalize("NFKC", text or "").lower().replace("$", "")
@@ -160,7 +190,7 @@ def solution_key(text: str) -> str:
     t = re.sub(r"\s*([^\w\s])\s*", r"\1", t)                    # no whitespace around symbols
     return re.sub(r"\s+", " ", t).strip()
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #c73546f7
 def diversity_at_k(samples: Sequence[Sequence[str]], correct: Sequence[Sequence[bool]], k: int, *,
                    key: Callable[[str], str] = solution_key, over: str = "all") -> float:
     "Average number of unique (by `key`) correct solutions per problem among the first `k` samples."
@@ -172,66 +202,14 @@ def diversity_at_k(samples: Sequence[Sequence[str]], correct: Sequence[Sequence[
     return sum(counts) / len(counts) if counts else 0.0
 
 # %% ../nbs/40_wc_vs_se.ipynb #53ade448
-_NUM = r"\d+(?:\.\d+)?"
-_WORD_NUMBERS = {"double": 2, "doubles": 2, "twice": 2, "triple": 3, "triples": 3, "quadruple": 4, "quadruples": 4,
-                 "half": 2, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8,
-                 "nine": 9, "ten": 10, "eleven": 11, "twelve": 12}
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv}
-
-
-def _eval_arith(expr: str) -> float | None:
-    "Value of a +,-,*,/ expression of numbers (None if it is not one)."
-    try: tree = ast.parse(expr.replace("×", "*").replace("÷", "/").replace("·", "*"), mode="eval")
-    except SyntaxError: return None
-    def ev(n):
-        if isinstance(n, ast.Expression): return ev(n.body)
-        if isinstance(n, ast.Constant) and isinstance(n.value, (int, float)): return float(n.value)
-        if isinstance(n, ast.UnaryOp) and isinstance(n.op, ast.USub): return -ev(n.operand)
-        if isinstance(n, ast.BinOp) and type(n.op) in _OPS: return _OPS[type(n.op)](ev(n.left), ev(n.right))
-        raise ValueError(type(n).__name__)
-    try: return ev(tree)
-    except (ValueError, ZeroDivisionError): return None
-
-
-_WORD_OPS = [(r"\\times|\\cdot", "*"), (r"\bmultiplied by\b|\btimes\b|(?<=\d)\s*x\s*(?=\d)", "*"),
-             (r"\bdivided by\b", "/"), (r"\bplus\b", "+"), (r"\bminus\b", "-")]
-
-
-def _lhs(clause: str) -> str | None:
-    "The longest arithmetic expression ending `clause` once words are dropped (`8 red + 8 blue` -> `8 + 8`)."
-    for pat, op in _WORD_OPS: clause = re.sub(pat, f" {op} ", clause)
-    clause = re.sub(r"[^0-9.+\-*/×÷·() ]", " ", clause)
-    clause = re.sub(r"\s+", " ", clause).strip()
-    for i, ch in enumerate(clause):
-        if ch.isdigit() or ch in "(-" and (i == 0 or clause[i - 1] == " "):
-            cand = clause[i:].strip()
-            if re.search(r"\d\s*[-+*/×÷·]\s*\(?\s*\d", cand) and _eval_arith(cand) is not None: return cand
-    return None
-
-
-def equations(text: str) -> list:
-    """The `(left-hand side, its value, right-hand number)` of each arithmetic equation in `text`. The left side is
-    read from the clause before `=` (after the last `.`, `,`, `;`, `:`, `!`, `?`, line break or `=`), with words
-    dropped and `plus`/`minus`/`times`/`x`/`divided by` read as operators."""
-    out = []
-    text = (text or "").replace("$", "")
-    for m in re.finditer(r"=\s*(-?" + _NUM + ")", text):
-        seg = text[:m.start()]
-        cut = max([-1] + [b.end() for b in re.finditer(r"[;:!?\n=]|[.,](?!\d)", seg)])
-        lhs = _lhs(seg[cut:] if cut >= 0 else seg)
-        if lhs is not None: out.append((lhs, _eval_arith(lhs), float(m.group(1))))
-    return out
-
-
 def arithmetic_step_check(problem: Problem, solution: str) -> bool:
     "Ground-truth 'reasoning correct' for a generated arithmetic problem (the four rules above)."
     eqs = equations(truncate_at_answer(solution))
     if not eqs: return False
-    allowed = {float(x) for x in re.findall(_NUM, problem.question)}
-    allowed |= {float(v) for w, v in _WORD_NUMBERS.items() if re.search(rf"\b{w}\b", problem.question.lower())}
+    allowed = question_numbers(problem.question)
     for lhs, value, rhs in eqs:
-        if value is None or abs(value - rhs) > 1e-6 * max(1.0, abs(rhs)): return False
-        if any(float(x) not in allowed for x in re.findall(_NUM, lhs)): return False
+        if not holds(value, rhs): return False
+        if any(float(x) not in allowed for x in re.findall(NUMBER, lhs)): return False
         allowed.add(rhs)
     try: gold = float(problem.answer)
     except ValueError: return False
@@ -248,12 +226,12 @@ class FPRResult:
     items: list = field(default_factory=list)      # the judged (problem id, solution) pairs
     verdicts: list = field(default_factory=list)   # True (reasoning correct) / False / None, per item
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #469ec542
 def step_check_judge(items: Sequence[tuple]) -> list:
     "A judge (list of `(problem, solution)` -> verdicts) from `arithmetic_step_check`: ground truth on arithmetic data."
     return [arithmetic_step_check(p, s) for p, s in items]
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #b24d9df8
 def false_positive_rate(problems: Sequence[Problem], solutions: Sequence[Sequence[str]], judge: Callable, *,
                         limit: int | None = None, seed: int = 0) -> FPRResult:
     "Share of answer-correct `solutions` (per problem) whose reasoning `judge` rejects; at most `limit` judged."
@@ -274,8 +252,9 @@ def false_positive_rate(problems: Sequence[Problem], solutions: Sequence[Sequenc
 JUDGE_INSTRUCTION = ("Check the reasoning of each solution. A solution is correct only if every step is right and "
                      "the final answer follows from the steps. Reply with one word: correct or incorrect.\n\n")
 JUDGE_ITEM = "Problem: {question}\nSolution: {solution}\nVerdict:"
+JUDGE_SAMPLING = Sampling(n=1, temperature=0.0, max_tokens=4, stop=("\n",))
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #be533c94
 def corrupt_solution(solution: str) -> str:
     "The solution with the first operand of its last equation changed by +1: a false step, the same final answer."
     ms = list(re.finditer(r"(\d+)(\s*[-+*/]\s*\d+\s*=)", solution))
@@ -283,14 +262,14 @@ def corrupt_solution(solution: str) -> str:
     m = ms[-1]
     return solution[:m.start()] + str(int(m.group(1)) + 1) + m.group(2) + solution[m.end():]
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #8a1bbf37
 def parse_verdict(text: str) -> bool | None:
     "True for 'correct', False for 'incorrect' / 'wrong' (the first such word), None if neither appears."
     m = re.search(r"\b(incorrect|not correct|wrong|correct|right|yes|no)\b", (text or "").lower())
     if not m: return None
     return m.group(1) in ("correct", "right", "yes")
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #2e521e51
 def judge_prompt(question: str, solution: str, examples: Sequence[tuple] = (),
                  instruction: str = JUDGE_INSTRUCTION, item: str = JUDGE_ITEM) -> str:
     "The judge prompt: instruction, `examples` as (question, solution, verdict bool), then the item to judge."
@@ -298,7 +277,7 @@ def judge_prompt(question: str, solution: str, examples: Sequence[tuple] = (),
                     for q, s, v in examples)
     return instruction + shots + item.format(question=question.strip(), solution=solution.strip())
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #7a2c2a5d
 def judge_examples(shots: Sequence[Problem], n: int = 4) -> list:
     "Few-shot judge examples from worked problems: alternately a reference solution (correct) and a corrupted one."
     out = []
@@ -306,26 +285,24 @@ def judge_examples(shots: Sequence[Problem], n: int = 4) -> list:
         out.append((p.question, p.solution, True) if i % 2 == 0 else (p.question, corrupt_solution(p.solution), False))
     return out
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #e0390200
 class LLMJudge:
-    "A judge backed by any `Backend`: verdicts parsed from greedy replies to `judge_prompt`."
+    "A judge backed by any `Backend`: verdicts parsed from (greedy) replies to `judge_prompt`."
     def __init__(self, backend: Backend, examples: Sequence[tuple] = (), *, instruction: str = JUDGE_INSTRUCTION,
-                 item: str = JUDGE_ITEM, chat: bool = False, max_tokens: int = 4):
+                 item: str = JUDGE_ITEM, chat: bool = False, sampling: Sampling = JUDGE_SAMPLING):
         self.backend, self.examples, self.instruction, self.item = backend, list(examples), instruction, item
-        self.chat, self.max_tokens, self.replies = chat, max_tokens, []
+        self.chat, self.sampling, self.replies = chat, sampling, []
 
     def prompt(self, problem: Problem, solution: str) -> str:
         text = judge_prompt(problem.question, solution, self.examples, self.instruction, self.item)
         return self.backend.chat(text) if self.chat else bos_prefix(self.backend.tokenizer) + text
 
     def __call__(self, items: Sequence[tuple]) -> list:
-        prompts = [self.prompt(p, s) for p, s in items]
-        outs = self.backend.generate(prompts, Sampling(n=1, temperature=0.0, max_tokens=self.max_tokens,
-                                                       stop=("\n",)), desc="judge")
+        outs = self.backend.generate([self.prompt(p, s) for p, s in items], self.sampling, desc="judge")
         self.replies = [o[0].text for o in outs]
         return [parse_verdict(r) for r in self.replies]
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #d1712f6e
 def judge_agreement(a: Sequence[bool | None], b: Sequence[bool | None]) -> dict:
     "Agreement and Cohen's kappa of two judges' verdicts, over the items both gave a verdict for."
     if len(a) != len(b): raise ValueError(f"judge_agreement: {len(a)} vs {len(b)} verdicts")
@@ -346,14 +323,14 @@ PARADIGMS = {("kd", "wc"): "knowledge distillation", ("kd", "se"): "knowledge di
 STUDENT_ROLES = {"kd": "knowledge distillation (third model)", "wc": "WC-LM (student = WC model)",
                  "se": "weak-to-strong (student = SE model)"}
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #553ad1b3
 def paradigm(student: str, data: str) -> str:
     "The paper's name for fine-tuning `student` ('kd' third model, 'wc', 'se') on `data` ('wc' or 'se')."
     if (student, data) not in PARADIGMS:
         raise ValueError(f"paradigm: student must be one of kd/wc/se and data wc/se, got {student!r}, {data!r}")
     return PARADIGMS[student, data]
 
-
+# %% ../nbs/40_wc_vs_se.ipynb #bf139fd9
 def sft_rows(problems: Sequence[Problem], solutions: Sequence[Sequence[str]], style: str = "math") -> list:
     "SFT rows: one zero-shot (prompt, completion) per filtered solution."
     if len(problems) != len(solutions):
@@ -361,30 +338,22 @@ def sft_rows(problems: Sequence[Problem], solutions: Sequence[Sequence[str]], st
     return [{"prompt": few_shot_prompt(p.question, (), style), "completion": s.strip()}
             for p, ss in zip(problems, solutions) for s in ss]
 
-
-def evaluate_student(backend: Backend, problems: Sequence[Problem], k_values: Sequence[int] = (1, 4), *,
-                     shots: Sequence[Problem] = (), style: str = "math", temperature: float = 0.7,
-                     max_tokens: int = 512, seed: int | None = 0, kind: str = "math") -> dict:
+# %% ../nbs/40_wc_vs_se.ipynb #7cf1c6d2
+def evaluate_student(backend: Backend, problems: Sequence[Problem], sampling: Sampling = FEW_SHOT_SAMPLING,
+                     k_values: Sequence[int] = (1, 4), *, shots: Sequence[Problem] = (), style: str = "math",
+                     kind: str = "math") -> dict:
     "pass@1 (mean sample accuracy) and maj@k of `backend` on `problems`, from max(k_values) samples each."
     k_values = sorted(set(int(k) for k in k_values))
     if not k_values or k_values[0] < 1: raise ValueError(f"evaluate_student: k_values must be >= 1, got {k_values}")
     n = k_values[-1]
-    samples = sample_solutions(backend, problems, n, shots=shots, style=style, temperature=temperature,
-                               max_tokens=max_tokens, seed=seed, desc="evaluate")
-    correct = grade_samples(problems, samples, kind)
-    out = {"pass@1": sum(sum(c) for c in correct) / (n * len(problems))}
+    samples = sample_few_shot(backend, problems, replace(sampling, n=n), shots=shots, style=style, desc="evaluate")
+    out = {"pass@1": sum(sum(c) for c in grade_samples(problems, samples, kind)) / (n * len(problems))}
     answers = [[extract_answer(s, kind) for s in ss] for ss in samples]
-    for k in k_values:
-        out[f"maj@{k}"] = sum(bool(is_equiv(majority_vote(a[:k]), p.answer, kind=kind))
-                              for a, p in zip(answers, problems)) / len(problems)
+    out.update({f"maj@{k}": maj_at_k(answers, [p.answer for p in problems], k, kind=kind) for k in k_values})
     out["mean_tokens"] = sum(backend.count_tokens(s) for ss in samples for s in ss) / (n * len(problems))
     return out
 
 # %% ../nbs/40_wc_vs_se.ipynb #afdef0cc
-def _fingerprint(*parts) -> str:
-    return hashlib.sha256(json.dumps(parts, sort_keys=True, default=str).encode()).hexdigest()[:12]
-
-
 def trainable(spec) -> str:
     "The model to fine-tune for a backend spec: `vllm:X` / `hf:X` -> `X`; a served model (`openai:`) cannot be trained."
     s = str(spec)
@@ -392,39 +361,31 @@ def trainable(spec) -> str:
         raise ValueError(f"cannot fine-tune {s!r}: an OpenAI-compatible server's model has no local weights")
     return s.split(":", 1)[1] if s.startswith(("vllm:", "hf:")) else s
 
+# %% ../nbs/40_wc_vs_se.ipynb #7f817703
+def sft_recipe(student: str, rows: Sequence[dict], sft_kwargs: dict | None = None, seed: int = 0) -> dict:
+    "Everything that determines a fine-tuned student, for `TrainCache`: base model, rows, SFT settings, seed."
+    return dict(method="sft", base=trainable(student), rows=list(rows), sft=dict(sft_kwargs or {}), seed=seed)
 
-def finetune_and_evaluate(student: str, rows: Sequence[dict], test_problems: Sequence[Problem], output_dir, *,
+# %% ../nbs/40_wc_vs_se.ipynb #17617832
+def finetune_and_evaluate(cache: TrainCache, name: str, student: str, rows: Sequence[dict],
+                          test_problems: Sequence[Problem], sampling: Sampling = FEW_SHOT_SAMPLING, *,
                           k_values: Sequence[int] = (1, 4), sft_kwargs: dict | None = None, style: str = "math",
-                          temperature: float = 0.7, max_tokens: int = 512, seed: int = 0, kind: str = "math",
-                          store=None, backend_kwargs: dict | None = None, load: Callable | None = None,
-                          reuse: bool = True) -> dict:
-    """Fine-tune `student` (a model spec or folder) on `rows` with `reasonbook.train.sft`, then evaluate pass@1 and
-    maj@k on `test_problems` (zero-shot, the format it was trained on). The one function behind all three paradigms.
-    `load(path, model_id)` builds the evaluation backend (default: `HFBackend`; e.g. vLLM for large students)."""
-    from reasonbook.backends import HFBackend
-    from reasonbook.store import CachedBackend
+                          kind: str = "math", seed: int = 0, store=None, engine: str = "hf",
+                          batch_size: int | None = None) -> dict:
+    """Fine-tune `student` (a model spec or folder) on `rows` (`reasonbook.train.sft`, cached as `name` in `cache`),
+    then evaluate pass@1 and maj@k on `test_problems` (zero-shot, the format it was trained on) on `engine` ('hf' or
+    'vllm'). The one function behind all three paradigms."""
+    from reasonbook.train import sft
     if not rows: raise ValueError(f"finetune_and_evaluate: no training rows for student {student!r}")
-    student = trainable(student)
-    sft_kwargs = dict(sft_kwargs or {})
-    from reasonbook.train import training_environment
-    tag = _fingerprint(str(student), list(rows), sft_kwargs, seed, training_environment())
-    out, marker = Path(output_dir), Path(output_dir) / "wcse_sft.json"
-    t0 = time.time()
-    if reuse and marker.exists() and json.loads(marker.read_text()).get("tag") == tag:
-        info = json.loads(marker.read_text())
-    else:
-        from reasonbook.train import sft
-        res = sft(student, list(rows), out, seed=seed, **sft_kwargs)
-        info = dict(tag=tag, steps=res.steps, losses=res.losses, train_seconds=res.seconds, rows=len(rows))
-        marker.write_text(json.dumps(info))
-    mid = f"{Path(str(student)).name}+sft-{tag}"
-    be = load(out, mid) if load is not None else HFBackend(out, model_id=mid, **(backend_kwargs or {}))
-    if store is not None: be = CachedBackend(be, store)
-    ev = evaluate_student(be, test_problems, k_values, style=style, temperature=temperature, max_tokens=max_tokens,
-                          seed=seed, kind=kind)
-    del be
-    return dict(ev, student=str(student), rows=len(rows), steps=info["steps"], losses=info["losses"],
-                train_seconds=info["train_seconds"], seconds=time.time() - t0, path=str(out), tag=tag)
+    recipe, t0 = sft_recipe(student, rows, sft_kwargs, seed), time.time()
+    res = cache.get_or_train(name, recipe, lambda out: sft(recipe["base"], list(rows), out, seed=recipe["seed"],
+                                                            **recipe["sft"]))
+    spec = f"vllm:{res.path}" if engine == "vllm" else str(res.path)
+    with open_backend(spec, store, batch_size=batch_size) as be:
+        ev = evaluate_student(be, test_problems, sampling, k_values, style=style, kind=kind)
+    return dict(ev, student=recipe["base"], rows=len(rows), steps=res.steps, losses=res.losses,
+                train_seconds=res.seconds, seconds=time.time() - t0, path=str(res.path),
+                tag=Path(res.path).name.rsplit("-", 1)[-1])
 
 # %% ../nbs/40_wc_vs_se.ipynb #fc69de5f
 def number_matched(samples: Sequence[Sequence[str]], correct: Sequence[Sequence[bool]], s: int) -> tuple:
@@ -444,7 +405,420 @@ PAPER = {
     "gemini_price_matched_coverage": {"Flash": 81.0, "Pro": 61.1},
 }
 
+# %% ../nbs/40_wc_vs_se.ipynb #ed03f480
 def relative_gain(wc: float | None, se: float | None) -> float | None:
     "WC over SE in percent of SE (the paper's 'WC minus SE' for data quality); None when SE is 0 or missing."
     if wc is None or se is None or se == 0: return None
     return 100.0 * (wc - se) / se
+
+# %% ../nbs/40_wc_vs_se.ipynb #852d102a
+from typing import Literal
+STUDENT = Literal["kd", "wc", "se"]           # the third model (knowledge distillation), the WC model, the SE model
+
+# %% ../nbs/40_wc_vs_se.ipynb #7dd3476c
+def check_wcse_config(cfg):
+    "Value checks of a `WCSEConfig` that its types cannot express (run by its `__post_init__`)."
+    for key in ("n_train", "n_test", "max_tokens", "eval_max_tokens", "batch_size", "sft_batch_size"):
+        if getattr(cfg, key) < 1: cfg.fail(key, "an integer >= 1", getattr(cfg, key))
+    for key in ("n_shots", "judge_shots", "control_samples"):
+        if getattr(cfg, key) < 0: cfg.fail(key, "an integer >= 0", getattr(cfg, key))
+    if not cfg.se_budgets or min(cfg.se_budgets.values()) < 1:
+        cfg.fail("se_budgets", "a non-empty {budget: SE samples per problem >= 1} dict", cfg.se_budgets)
+    if not set(cfg.finetune_budgets) <= set(cfg.se_budgets):
+        cfg.fail("finetune_budgets", f"names from se_budgets {sorted(cfg.se_budgets)}", cfg.finetune_budgets)
+    if cfg.control_samples > max(cfg.se_budgets.values()):
+        cfg.fail("control_samples", f"at most the largest SE budget ({max(cfg.se_budgets.values())})", cfg.control_samples)
+    if not cfg.students: cfg.fail("students", "a non-empty list of 'kd', 'wc', 'se'", cfg.students)
+    if not cfg.eval_k or min(cfg.eval_k) < 1: cfg.fail("eval_k", "a non-empty list of k >= 1", cfg.eval_k)
+    if cfg.temperature < 0: cfg.fail("temperature", "a temperature >= 0", cfg.temperature)
+    if cfg.sft_lr <= 0: cfg.fail("sft_lr", "a learning rate > 0", cfg.sft_lr)
+    if cfg.fpr_limit is not None and cfg.fpr_limit < 1: cfg.fail("fpr_limit", "None or an integer >= 1", cfg.fpr_limit)
+    if (cfg.price_wc is None) != (cfg.price_se is None):
+        cfg.fail("price_se" if cfg.price_se is None else "price_wc", "both prices or neither", None)
+
+# %% ../nbs/40_wc_vs_se.ipynb #77b14bae
+@dataclass(frozen=True)
+class WCSEConfig(PaperConfig):
+    "The parameters of this notebook, typed (what each means: the `parameters` cell)."
+    model: str = "embedded"
+    se_model: str = "gemma3-270m"
+    kd_student: str | None = None
+    judge_model: str | None = "gemma3-270m"
+    judge_chat: bool = False
+    judge_shots: int = 2
+    hand_labels: str | None = None
+    train_data: str = "arithmetic-1"
+    train_split: str | None = None
+    test_data: str = "arithmetic-1"
+    test_split: str | None = None
+    data_name: Literal["MATH", "GSM8K"] = "MATH"
+    prompt_style: Literal["math", "gsm8k"] = "math"
+    n_shots: int = 4
+    n_train: int = 12
+    n_test: int = 8
+    p_wc: float | None = None
+    p_se: float | None = None
+    price_wc: float | None = None
+    price_se: float | None = None
+    se_budgets: dict[str, int] = field(default_factory=lambda: {"low": 1, "high": 3})
+    temperature: float = 0.7
+    max_tokens: int = 48
+    fpr_limit: int | None = 32
+    students: list[STUDENT] = field(default_factory=lambda: ["wc", "se"])
+    finetune_budgets: list[str] = field(default_factory=lambda: ["high"])
+    control_samples: int = 1
+    control_students: list[STUDENT] = field(default_factory=lambda: ["wc"])
+    sft_steps: int = 2
+    sft_epochs: float = 1
+    sft_lr: float = 1e-5
+    sft_batch_size: int = 8
+    eval_k: list[int] = field(default_factory=lambda: [1, 4])
+    eval_max_tokens: int = 48
+    batch_size: int = 64
+    eval_engine: Literal["hf", "vllm"] = "hf"
+
+    def __post_init__(self): check_wcse_config(self)
+
+# %% ../nbs/40_wc_vs_se.ipynb #27d68997
+@patch(as_prop=True)
+def arithmetic(self: WCSEConfig) -> bool: return str(self.train_data).startswith("arithmetic")
+@patch(as_prop=True)
+def kind(self: WCSEConfig) -> str: return "gsm8k" if self.prompt_style == "gsm8k" else "math"
+@patch(as_prop=True)
+def data_sampling(self: WCSEConfig) -> Sampling:
+    return Sampling(temperature=self.temperature, max_tokens=self.max_tokens, stop=FEW_SHOT_STOPS, seed=self.seed)
+@patch(as_prop=True)
+def eval_sampling(self: WCSEConfig) -> Sampling: return replace(self.data_sampling, max_tokens=self.eval_max_tokens)
+@patch(as_prop=True)
+def sft_kwargs(self: WCSEConfig) -> dict:
+    return dict(max_steps=self.sft_steps, epochs=self.sft_epochs, lr=self.sft_lr, batch_size=self.sft_batch_size)
+
+# %% ../nbs/40_wc_vs_se.ipynb #25224ad1
+SEED_OFFSETS = {"train": 0, "test": 1000, "shots": 2000}      # generated problems: one seed per set
+
+
+@dataclass
+class WCSEData:
+    "The problems of a run: `shots` (worked examples), `train` (data is generated for these), `test`."
+    shots: list
+    train: list
+    test: list
+
+# %% ../nbs/40_wc_vs_se.ipynb #45207238
+def _problems(name: str, split: str | None, n: int, seed: int) -> list:
+    "`arithmetic-<level>` generated with `seed`, else the first `n` rows of a benchmark, file or Hub id."
+    if str(name).startswith("arithmetic"): return load_benchmark(name, limit=n, seed=seed)
+    return load_benchmark(name, split=split, limit=n)
+
+
+def load_wcse_data(cfg: WCSEConfig) -> WCSEData:
+    "Shots, training and test problems for `cfg`."
+    seed = {k: cfg.seed + v for k, v in SEED_OFFSETS.items()}
+    if cfg.arithmetic:
+        shots = _problems(cfg.train_data, cfg.train_split, cfg.n_shots, seed["shots"])
+        train = _problems(cfg.train_data, cfg.train_split, cfg.n_train, seed["train"])
+    else:          # over-read: some rows may have no worked solution to show as a shot
+        pool = _problems(cfg.train_data, cfg.train_split, cfg.n_train + 4 * cfg.n_shots, seed["train"])
+        shots = [p for p in pool if p.solution][:cfg.n_shots]
+        train = [p for p in pool if p not in shots][:cfg.n_train]
+    return WCSEData(shots, train, _problems(cfg.test_data, cfg.test_split, cfg.n_test, seed["test"]))
+
+# %% ../nbs/40_wc_vs_se.ipynb #cccfb03e
+@dataclass
+class SampleSet:
+    "One model's few-shot samples for the training problems, graded."
+    model_id: str
+    params: int                  # parameters of the sampled model (for compute matching)
+    samples: list                # per problem, n solutions
+    correct: list                # per problem, n booleans
+    mean_tokens: float
+    seconds: float
+
+    @property
+    def accuracy(self) -> float: return float(np.mean(self.correct))
+    def first(self, k: int) -> tuple: return number_matched(self.samples, self.correct, k)
+
+# %% ../nbs/40_wc_vs_se.ipynb #9621cf22
+def run_sampling(backend: Backend, cfg: WCSEConfig, data: WCSEData, n: int, role: str = "") -> SampleSet:
+    "`n` graded few-shot samples per training problem from `backend` (one engine call)."
+    t0 = time.time()
+    samples = sample_few_shot(backend, data.train, replace(cfg.data_sampling, n=n), shots=data.shots,
+                              style=cfg.prompt_style, desc=f"sample {role.upper() or backend.model_id}")
+    seconds = time.time() - t0
+    tokens = float(np.mean([backend.count_tokens(s) for ss in samples for s in ss]))
+    return SampleSet(backend.model_id, backend.num_parameters, samples, grade_samples(data.train, samples, cfg.kind),
+                     tokens, seconds)
+
+# %% ../nbs/40_wc_vs_se.ipynb #d6144fd1
+def sampling_metrics(sets: dict, plan: BudgetPlan, n_problems: int) -> dict:
+    "Per model ('wc', 'se'): mean tokens, seconds, accuracy, and the sampling FLOPs of each budget."
+    flops = {b: {m: sampling_flops(n_problems, plan.budgets[b][m], sets[m].mean_tokens, plan.match.get(f"p_{m}") or 0)
+                 for m in ("wc", "se")} for b in plan.budgets}
+    return dict(mean_tokens={m: sets[m].mean_tokens for m in ("wc", "se")},
+                seconds={m: sets[m].seconds for m in ("wc", "se")}, flops=flops,
+                accuracy={m: sets[m].accuracy for m in ("wc", "se")})
+
+# %% ../nbs/40_wc_vs_se.ipynb #33fafd75
+def wcse_judge(backend: Backend | None, cfg: WCSEConfig, shots: Sequence[Problem]) -> LLMJudge | None:
+    "The LLM judge of `cfg` on `backend` (few-shot examples from the shots on arithmetic data); None without a backend."
+    if backend is None: return None
+    return LLMJudge(backend, judge_examples(shots, cfg.judge_shots) if cfg.arithmetic else [], chat=cfg.judge_chat)
+
+# %% ../nbs/40_wc_vs_se.ipynb #f925cb78
+def quality_row(cfg: WCSEConfig, problems: Sequence[Problem], sset: SampleSet, k: int, judge=None) -> dict:
+    "Data quality of the first `k` samples of `sset`: accuracy, coverage, diversity, FPR (step checker, judge)."
+    s_k, c_k = sset.first(k)
+    kept = final_answer_filter(s_k, c_k)
+    row = dict(k=k, accuracy=float(np.mean(c_k)), coverage=coverage_at_k(c_k, k, "first_k"),
+               diversity=diversity_at_k(s_k, c_k, k), correct_solutions=sum(map(len, kept)))
+    fpr = lambda j: false_positive_rate(problems, kept, j, limit=cfg.fpr_limit, seed=cfg.seed)
+    truth = fpr(step_check_judge) if cfg.arithmetic else None
+    row["fpr_step_check"] = None if truth is None else truth.fpr
+    if judge is not None:
+        jr = fpr(judge)
+        row["fpr_judge"], row["judge_unparsed"] = jr.fpr, jr.n_unparsed
+        if truth is not None:
+            ag = judge_agreement(jr.verdicts, truth.verdicts)
+            row["judge_agreement"], row["judge_kappa"] = ag["agreement"], ag["kappa"]
+    return row
+
+# %% ../nbs/40_wc_vs_se.ipynb #b5fdf94c
+def run_data_quality(judge_backend: Backend | None, cfg: WCSEConfig, data: WCSEData, sets: dict,
+                     plan: BudgetPlan) -> pd.DataFrame:
+    "The data-quality table: one row per budget and model ('WC', 'SE'), judged on `judge_backend` (None: no LLM judge)."
+    judge = wcse_judge(judge_backend, cfg, data.shots)
+    return pd.DataFrame([dict(budget=b, model=m.upper(), name=sets[m].model_id,
+                              **quality_row(cfg, data.train, sets[m], bud[m], judge))
+                         for b, bud in plan.budgets.items() for m in ("wc", "se")])
+
+# %% ../nbs/40_wc_vs_se.ipynb #616ce251
+def judge_vs_hand_labels(judge_backend: Backend, cfg: WCSEConfig, data: WCSEData) -> dict:
+    "Agreement of the LLM judge with hand labels (`cfg.hand_labels`: .jsonl of problem_id, solution, reasoning_correct)."
+    lab = [json.loads(l) for l in Path(cfg.hand_labels).read_text().splitlines() if l.strip()]
+    byid = {p.id: p for p in data.train + data.test}
+    lab = [r for r in lab if r["problem_id"] in byid]
+    verdicts = wcse_judge(judge_backend, cfg, data.shots)([(byid[r["problem_id"]], r["solution"]) for r in lab])
+    return judge_agreement(verdicts, [r["reasoning_correct"] for r in lab])
+
+# %% ../nbs/40_wc_vs_se.ipynb #9345160f
+def table_records(table: pd.DataFrame) -> list:
+    "The rows of `table` as dicts, NaN (a missing value) read back as None."
+    return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
+            for r in table.to_dict("records")]
+
+# %% ../nbs/40_wc_vs_se.ipynb #1d3edff8
+def model_family_note(wc: str, se: str) -> str | None:
+    "A warning for titles when WC and SE are not from one model family (the paper's pairs are), else None."
+    fam = lambda mid: re.sub(r"[^a-z]", "", Path(str(mid)).name.lower())[:4]
+    return None if fam(wc) == fam(se) else "WC and SE from different model families (not the paper's same-family pair)"
+
+# %% ../nbs/40_wc_vs_se.ipynb #27fff295
+def _bar_pair(ax, rows: list, col: str, ylabel: str, paper_rel: str, plan: BudgetPlan, names: dict, gap="relative"):
+    "WC and SE bars of `col` per budget, with our gap and the paper's in the title."
+    bs, x = list(plan.budgets), np.arange(len(plan.budgets))
+    val = lambda b, m: next((r[col] for r in rows if r["budget"] == b and r["model"] == m), None)
+    for i, m in enumerate(("WC", "SE")):
+        v = [np.nan if val(b, m) is None else val(b, m) for b in bs]
+        bars = ax.bar(x + (i - 0.5) * 0.38, v, 0.38, label=f"{m}: {names[m.lower()]}")
+        for rect, y in zip(bars, v):
+            if not np.isnan(y): ax.annotate(f"{y:.2f}", (rect.get_x() + rect.get_width() / 2, y), ha="center",
+                                            va="bottom", fontsize=7)
+    ax.set_xticks(x, [f"{b}\nSE {plan.budgets[b]['se']} vs WC {plan.budgets[b]['wc']}" for b in bs])
+    ax.set_ylabel(ylabel)
+    ours = []
+    for b in bs:
+        w, s = val(b, "WC"), val(b, "SE")
+        if gap == "relative": g = relative_gain(w, s); ours.append("n/a" if g is None else f"{g:+.0f}%")
+        else: ours.append("n/a" if w is None or s is None else f"{100 * (w - s):+.0f} pts")
+    ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.2))
+    ax.set_title(f"{ylabel}\nWC-SE ({gap}): ours {', '.join(ours)} | paper {paper_rel}", fontsize=8)
+
+# %% ../nbs/40_wc_vs_se.ipynb #efbe8c3e
+def plot_data_quality(quality: pd.DataFrame, plan: BudgetPlan, cfg: WCSEConfig, names: dict) -> plt.Figure:
+    "The data-quality figure: coverage, diversity and FPR of WC and SE per budget, beside the paper's gaps."
+    rows, pq, fpr_col = table_records(quality), PAPER[cfg.data_name], "fpr_step_check" if cfg.arithmetic else "fpr_judge"
+    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    for ax, col, label in zip(axes, ("coverage", "diversity"), ("coverage@k", "diversity@k (unique correct / problem)")):
+        _bar_pair(ax, rows, col, label, f"+{pq[col]['low']}%, +{pq[col]['high']}%", plan, names)
+    _bar_pair(axes[2], rows, fpr_col, "false positive rate" + (" (step checker)" if cfg.arithmetic else " (LLM judge)"),
+              f"+{pq['fpr']} pts ({PAPER['fpr_human']['wc']}% vs {PAPER['fpr_human']['se']}% human)", plan, names,
+              gap="absolute")
+    if cfg.judge_model and cfg.arithmetic:
+        _j = [f"{r['budget']} {r['model']} {r['fpr_judge']:.2f}" for r in rows if r.get("fpr_judge") is not None]
+        _a = [r["judge_agreement"] for r in rows if r.get("judge_agreement") is not None]
+        axes[2].text(0.02, 0.97, f"LLM judge ({cfg.judge_model}) FPR: " + ", ".join(_j) +
+                     (f"\nagreement with the step checker: {np.mean(_a):.2f}" if _a else ""),
+                     transform=axes[2].transAxes, va="top", fontsize=6.5)
+    axes[0].legend(loc="upper left", fontsize=7)
+    fig.suptitle(figure_title(f"Data quality at matched compute ({cfg.train_data}, ratio {plan.ratio:g}: {plan.basis})",
+                              cfg.profile, f"WC {names['wc']} vs SE {names['se']}",
+                              extra=model_family_note(names["wc"], names["se"])), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/40_wc_vs_se.ipynb #95396958
+def student_model(cfg: WCSEConfig, student: str) -> str | None:
+    "The model spec of a student: 'wc' the WC model, 'se' the SE model, 'kd' the third model (None if not given)."
+    return {"wc": cfg.model, "se": cfg.se_model, "kd": cfg.kd_student}[student]
+
+
+def students_to_run(cfg: WCSEConfig, students: Sequence[str] | None = None) -> list:
+    "`students` (default `cfg.students`) less 'kd' when no third model is given."
+    return [s for s in (cfg.students if students is None else students) if s != "kd" or cfg.kd_student]
+
+# %% ../nbs/40_wc_vs_se.ipynb #1cede61a
+def run_base_eval(backend: Backend, cfg: WCSEConfig, data: WCSEData) -> dict:
+    "pass@1 and maj@k of a student before fine-tuning: few-shot, on the test problems."
+    return evaluate_student(backend, data.test, cfg.eval_sampling, cfg.eval_k, shots=data.shots,
+                            style=cfg.prompt_style, kind=cfg.kind)
+
+# %% ../nbs/40_wc_vs_se.ipynb #10bcdb6b
+def _finetune_one(finetune, cache, cfg, data, name, student, rows, store) -> dict:
+    return finetune(cache, name, student_model(cfg, student), rows, data.test, cfg.eval_sampling, k_values=cfg.eval_k,
+                    sft_kwargs=cfg.sft_kwargs, style=cfg.prompt_style, kind=cfg.kind, seed=cfg.seed, store=store,
+                    engine=cfg.eval_engine, batch_size=cfg.batch_size)
+
+
+def training_rows(cfg: WCSEConfig, data: WCSEData, sset: SampleSet, s: int) -> tuple:
+    "The SFT rows from the answer-correct ones of the first `s` samples of `sset`, and those samples' correctness."
+    s_k, c_k = sset.first(s)
+    return sft_rows(data.train, final_answer_filter(s_k, c_k), cfg.prompt_style), c_k
+
+# %% ../nbs/40_wc_vs_se.ipynb #7bd79853
+def run_finetuning(cfg: WCSEConfig, data: WCSEData, sets: dict, plan: BudgetPlan, *, cache: TrainCache, store=None,
+                   finetune: Callable = finetune_and_evaluate) -> pd.DataFrame:
+    "Fine-tuned pass@1 and maj@k: one row per student, data ('WC', 'SE') and budget of `cfg.finetune_budgets`."
+    out = []
+    if "kd" in cfg.students and not cfg.kd_student: print("knowledge distillation skipped: no kd_student (third model) given")
+    for st in students_to_run(cfg):
+        for b in cfg.finetune_budgets:
+            for src in ("wc", "se"):
+                rows, _ = training_rows(cfg, data, sets[src], plan.budgets[b][src])
+                if not rows: print(f"{st} on {src} data ({b}): no correct solutions to train on"); continue
+                r = _finetune_one(finetune, cache, cfg, data, f"{st}-{src}-{b}", st, rows, store)
+                out.append(dict(student=st, data=src.upper(), budget=b, paradigm=paradigm(st, src),
+                                **{k: v for k, v in r.items() if k not in ("losses", "path", "student")},
+                                final_loss=r["losses"][-1] if r["losses"] else None))
+                print(f"{STUDENT_ROLES[st]} on {src.upper()} data ({b}): {r['rows']} rows, {r['steps']} steps, "
+                      f"pass@1 {r['pass@1']:.3f} ({r['seconds']:.0f} s)")
+    return pd.DataFrame(out)
+
+# %% ../nbs/40_wc_vs_se.ipynb #fd5f6e3d
+def run_control(cfg: WCSEConfig, data: WCSEData, sets: dict, *, cache: TrainCache, store=None,
+                finetune: Callable = finetune_and_evaluate) -> pd.DataFrame:
+    "The number-matched control: each of `cfg.control_students` fine-tuned on `cfg.control_samples` samples per problem."
+    out, n = [], cfg.control_samples
+    for st in students_to_run(cfg, cfg.control_students) if n else []:
+        for src in ("wc", "se"):
+            rows, c_k = training_rows(cfg, data, sets[src], n)
+            if not rows: print(f"control: {src} has no correct solution at {n} sample(s)"); continue
+            r = _finetune_one(finetune, cache, cfg, data, f"control-{st}-{src}-{n}", st, rows, store)
+            out.append(dict(student=st, data=src.upper(), samples_per_problem=n, coverage=coverage_at_k(c_k, n, "first_k"),
+                            rows=r["rows"], steps=r["steps"], **{k: v for k, v in r.items() if k.startswith(("pass", "maj"))}))
+    return pd.DataFrame(out)
+
+# %% ../nbs/40_wc_vs_se.ipynb #0772de70
+def _finetune_panel(ax, rows: list, base_eval: dict, cfg: WCSEConfig, names: dict):
+    "Fine-tuned pass@1 on WC vs SE data per student and budget, the pre-fine-tuning level dotted."
+    pf, labels, x0 = PAPER[cfg.data_name]["finetune"], [], 0
+    pick = lambda st, b, src: next((f for f in rows if f["student"] == st and f["budget"] == b and f["data"] == src), None)
+    for st in students_to_run(cfg):
+        for b in cfg.finetune_budgets:
+            for i, src in enumerate(("WC", "SE")):
+                r = pick(st, b, src)
+                v = np.nan if r is None else r["pass@1"]
+                rect = ax.bar(x0 + (i - 0.5) * 0.38, v, 0.38, color="C0" if src == "WC" else "C1",
+                              label=f"fine-tuned on {src} data" if x0 == 0 else None)[0]
+                if r is not None: ax.annotate(f"{v:.2f}", (rect.get_x() + rect.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
+            ax.hlines(base_eval[st]["pass@1"], x0 - 0.4, x0 + 0.4, colors="k", linestyles=":",
+                      label="before fine-tuning (few-shot)" if x0 == 0 else None)
+            w, s = pick(st, b, "WC"), pick(st, b, "SE")
+            ours = "n/a" if w is None or s is None else f"{100 * (w['pass@1'] - s['pass@1']):+.1f} pts"
+            labels.append(f"{STUDENT_ROLES[st].split(' (')[0]}\n{ {'wc': names['wc'], 'se': names['se']}.get(st, cfg.kd_student)}, {b}\n"
+                          f"ours {ours} | paper +{pf[st].get(b, pf[st]['high'])}%")
+            x0 += 1
+    ax.set_xticks(range(len(labels)), labels, fontsize=7)
+    ax.set_ylabel(f"pass@1 on {cfg.test_data} (T={cfg.temperature})")
+    ax.set_title("Fine-tuned pass@1: WC vs SE data (ours: absolute points; paper: as printed)" +
+                 ("" if "kd" in students_to_run(cfg) else "\nknowledge distillation not run: no third model (kd_student)"), fontsize=8)
+    ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.15))
+    ax.legend(fontsize=7, loc="best")
+
+# %% ../nbs/40_wc_vs_se.ipynb #936bf95a
+def _control_panel(ax, control: list, cfg: WCSEConfig):
+    "Number-matched control: pass@1 on WC vs SE data at the same samples per problem."
+    for i, src in enumerate(("WC", "SE")):
+        v = [c["pass@1"] for c in control if c["data"] == src]
+        bars = ax.bar(np.arange(len(v)) + (i - 0.5) * 0.38, v, 0.38, color="C0" if src == "WC" else "C1", label=f"{src} data")
+        for rect, y in zip(bars, v): ax.annotate(f"{y:.2f}", (rect.get_x() + rect.get_width() / 2, y), ha="center", va="bottom", fontsize=7)
+    students = list(dict.fromkeys(c["student"] for c in control))
+    ax.set_xticks(range(len(students)), [STUDENT_ROLES[s].split(" (")[0] for s in students], fontsize=7)
+    gaps = [f"{100 * (w['pass@1'] - s['pass@1']):+.1f} pts" for w in control for s in control
+            if w["student"] == s["student"] and w["data"] == "WC" and s["data"] == "SE"]
+    ax.set_title(f"Number-matched control: {cfg.control_samples} sample(s)/problem each\n"
+                 f"WC-SE pass@1: ours {', '.join(gaps) or 'n/a'} | paper: SE data wins", fontsize=8)
+    ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.15))
+    ax.set_ylabel("pass@1"); ax.legend(fontsize=7)
+
+# %% ../nbs/40_wc_vs_se.ipynb #42b91c24
+def plot_finetuning(finetune: pd.DataFrame, base_eval: dict, control: pd.DataFrame, cfg: WCSEConfig,
+                    names: dict) -> plt.Figure:
+    "The fine-tuning figure: pass@1 after SFT on WC vs SE data per paradigm, and the number-matched control."
+    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw=dict(width_ratios=[max(1, len(students_to_run(cfg))), 1]))
+    _finetune_panel(axes[0], table_records(finetune), base_eval, cfg, names)
+    _control_panel(axes[1], table_records(control), cfg)
+    fig.suptitle(figure_title(f"Fine-tuning on compute-matched data ({cfg.train_data} -> {cfg.test_data})", cfg.profile,
+                              f"WC {names['wc']} vs SE {names['se']}", extra=model_family_note(names["wc"], names["se"])),
+                 fontsize=9)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/40_wc_vs_se.ipynb #058aca74
+def _quality_rows(quality: list, cfg: WCSEConfig) -> list:
+    "Paper-vs-ours rows of the data-quality gaps, per budget."
+    q = lambda b, m, col: next(r[col] for r in quality if r["budget"] == b and r["model"] == m)
+    fpr_col, out = "fpr_step_check" if cfg.arithmetic else "fpr_judge", []
+    for b in dict.fromkeys(r["budget"] for r in quality):
+        pb = b if b in ("low", "high") else "high"
+        for col in ("coverage", "diversity"):
+            g = relative_gain(q(b, "WC", col), q(b, "SE", col))
+            out.append(dict(what=f"{col}@k WC-SE, {b} budget (relative %)", paper=PAPER[cfg.data_name][col][pb],
+                            ours=None if g is None else round(g, 1),
+                            note=f"WC {q(b, 'WC', col):.2f} vs SE {q(b, 'SE', col):.2f}"))
+        wf, sf = q(b, "WC", fpr_col), q(b, "SE", fpr_col)
+        out.append(dict(what=f"FPR WC-SE, {b} budget (absolute points)", paper=PAPER[cfg.data_name]["fpr"],
+                        ours=None if wf is None or sf is None else round(100 * (wf - sf), 1),
+                        note=f"{fpr_col}: WC {wf} vs SE {sf}; paper MATH human: 24% vs 17%"))
+    if cfg.judge_model and cfg.arithmetic:
+        ag = [r.get("judge_agreement") for r in quality if r.get("judge_agreement") is not None]
+        out.append(dict(what="LLM judge agreement with the step checker", paper=None,
+                        ours=round(float(np.mean(ag)), 3) if ag else None, note=f"judge {cfg.judge_model}"))
+    return out
+
+# %% ../nbs/40_wc_vs_se.ipynb #e82d4f79
+def _finetune_rows(finetune: list, control: list, cfg: WCSEConfig) -> list:
+    "Paper-vs-ours rows of the fine-tuning gaps and the number-matched control."
+    out = []
+    for f in finetune:
+        if f["data"] != "WC": continue
+        s = next((g for g in finetune if g["student"] == f["student"] and g["budget"] == f["budget"] and g["data"] == "SE"), None)
+        if s is None: continue
+        pb = f["budget"] if f["budget"] in ("low", "high") else "high"
+        rel = relative_gain(f["pass@1"], s["pass@1"])
+        out.append(dict(what=f"fine-tuned pass@1 WC-SE data, {STUDENT_ROLES[f['student']]}, {f['budget']}",
+                        paper=PAPER[cfg.data_name]["finetune"][f["student"]][pb], ours=round(100 * (f["pass@1"] - s["pass@1"]), 1),
+                        note=f"absolute points; relative {'n/a' if rel is None else f'{rel:+.0f}%'}"))
+    for st in dict.fromkeys(c["student"] for c in control):
+        w = next((c for c in control if c["student"] == st and c["data"] == "WC"), None)
+        s = next((c for c in control if c["student"] == st and c["data"] == "SE"), None)
+        if w and s:
+            out.append(dict(what=f"number-matched control ({cfg.control_samples}/problem), {STUDENT_ROLES[st]}: WC-SE pass@1",
+                            paper="< 0 (SE wins)", ours=round(100 * (w["pass@1"] - s["pass@1"]), 1), note="absolute points"))
+    return out
+
+# %% ../nbs/40_wc_vs_se.ipynb #cbfe1f57
+def paper_vs_this_run(quality: pd.DataFrame, finetune: pd.DataFrame, control: pd.DataFrame,
+                      cfg: WCSEConfig) -> pd.DataFrame:
+    "The closing table: the paper's WC-SE gaps beside this run's (`reasonbook.plots.paper_vs_ours`)."
+    rows = _quality_rows(table_records(quality), cfg) + _finetune_rows(table_records(finetune), table_records(control), cfg)
+    return paper_vs_ours(rows, title="WC vs SE: paper vs this run")

@@ -1,22 +1,28 @@
 "Weak-cheap vs strong-expensive (reasonbook.wcse): compute matching, data-quality metrics, judges, paradigms."
 import pytest
-from reasonbook.backends import ScriptedBackend
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import yaml
+
+from reasonbook.backends import Sampling
 from reasonbook.data import Problem, arithmetic_dataset
+from reasonbook.runs import ConfigError
+from reasonbook.testing import ScriptedBackend
 from reasonbook.wcse import (
-    FEW_SHOT_STOPS, LLMJudge, arithmetic_step_check, compute_matched_samples, corrupt_solution, coverage_at_k,
-    diversity_at_k, equations, evaluate_student, false_positive_rate, few_shot_prompt, final_answer_filter,
-    grade_samples, judge_agreement, judge_examples, number_matched, paradigm, parse_verdict, relative_gain,
-    sample_solutions, sampling_flops, sft_rows, solution_key, step_check_judge, truncate_at_answer)
+    FEW_SHOT_SAMPLING, FEW_SHOT_STOPS, LLMJudge, WCSEConfig, arithmetic_step_check, budget_plan,
+    compute_matched_samples, corrupt_solution, diversity_at_k, evaluate_student, false_positive_rate, few_shot_prompt,
+    final_answer_filter, grade_samples, judge_agreement, judge_examples, load_wcse_data, number_matched, paradigm,
+    paper_vs_this_run, parse_verdict, plot_data_quality, plot_finetuning, relative_gain, run_base_eval, run_control,
+    run_data_quality, run_finetuning, run_sampling, sample_few_shot, sampling_metrics, sft_rows, solution_key,
+    step_check_judge, truncate_at_answer)
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 # --- compute matching -------------------------------------------------------------------------------------------
-def test_compute_matched_ratio_9b_vs_27b_is_3():
-    assert compute_matched_samples(1, 9e9, 27e9) == 3
-    assert compute_matched_samples(10, 9e9, 27e9) == 30
-    # and the FLOPs really match: n·S·W·2P
-    assert sampling_flops(100, 3, 400, 9e9) == pytest.approx(sampling_flops(100, 1, 400, 27e9))
-
-
 def test_compute_matched_by_price_and_rounding():
     assert compute_matched_samples(1, price_wc=1.0, price_se=35.0) == 35
     assert compute_matched_samples(10, 9.24e9, 27.2e9) == 29                  # 29.4 -> nearest
@@ -33,20 +39,12 @@ def test_compute_matched_errors(args, kw, msg):
     with pytest.raises(ValueError, match=msg): compute_matched_samples(*args, **kw)
 
 
-# --- hand-made samples: coverage / diversity / FPR match hand counts --------------------------------------------
+# --- hand-made samples: diversity / FPR match hand counts --------------------------------------------
 SAMPLES = [["Add: 600 + 400 = 1,000.", "add: 600+400 = 1000.0", "Add them: 400 + 600 = 1000.", "No: 900"],
            ["wrong", "5 * 2 = 10", "wrong", "5*2=10"],
            ["x", "y", "z", "w"],
            ["a", "b", "c", "d"]]
 CORRECT = [[True, True, True, False], [False, True, False, True], [False] * 4, [True, False, False, False]]
-
-
-def test_coverage_hand_counts():
-    assert coverage_at_k(CORRECT, 4) == 3 / 4        # A, B, D solved
-    assert coverage_at_k(CORRECT, 1) == 2 / 4        # A, D on their first sample
-    assert coverage_at_k(CORRECT, 2) == 3 / 4
-    with pytest.raises(ValueError, match="fewer than k=5"): coverage_at_k(CORRECT, 5)
-    with pytest.raises(ValueError, match="no problems"): coverage_at_k([], 1)
 
 
 def test_diversity_hand_counts():
@@ -93,7 +91,6 @@ def test_step_checker_on_reference_solutions_and_corruptions():
     p = arithmetic_dataset(1, level=3, seed=0)[0]    # 24 + 28 = 52, 52 - 9 = 43
     assert arithmetic_step_check(p, "24 + 28 - 9 = 43.\nThe answer is \\boxed{43}.")
     assert not arithmetic_step_check(p, "24 + 28 = 52.\nThe answer is \\boxed{43}.")   # answer asserted, not computed
-    assert equations("3 × 4 = 12 and (2 + 1) * 2 = 6") == [("3 × 4", 12.0, 12.0), ("(2 + 1) * 2", 6.0, 6.0)]
 
 
 def test_judge_agreement_hand_counts():
@@ -137,7 +134,7 @@ def test_few_shot_prompt_and_truncation():
 def test_sample_filter_and_number_matched():
     probs = [Problem("a", "1 + 1?", "2"), Problem("b", "2 + 2?", "4")]
     be = ScriptedBackend(lambda prompt, j: f"x = {j}.\n\nThe answer is \\boxed{{{j if '1 + 1' in prompt.rsplit('Problem:', 1)[1] else 4}}}.\nmore")
-    s = sample_solutions(be, probs, 4)
+    s = sample_few_shot(be, probs, replace(FEW_SHOT_SAMPLING, n=4))
     assert be.calls == [8]                           # one engine call for all problems and samples
     c = grade_samples(probs, s)
     assert c == [[False, False, True, False], [True] * 4]
@@ -153,7 +150,7 @@ def test_evaluate_student_hand_counts():
     P = arithmetic_dataset(2, level=1, seed=0)       # answers 10 (Ben) and 13 (Zoe)
     table = {"Ben": ["10", "10", "10", "9"], "Zoe": ["13", "12", "12", "14"]}
     be = ScriptedBackend(lambda prompt, j: "The answer is \\boxed{%s}." % table["Ben" if "Ben has" in prompt else "Zoe"][j])
-    ev = evaluate_student(be, P, (1, 2, 4))
+    ev = evaluate_student(be, P, k_values=(1, 2, 4))
     assert ev["pass@1"] == pytest.approx(4 / 8)
     # maj@2 of Zoe is a 13-12 tie, won by the answer seen first (13); maj@4 of Zoe is 12
     assert (ev["maj@1"], ev["maj@2"], ev["maj@4"]) == (1.0, 1.0, 0.5)
@@ -170,18 +167,19 @@ def test_paradigm_names_and_relative_gain():
 # --- slow: the real models and fine-tuning ---------------------------------------------------------------------------
 @pytest.mark.slow
 def test_finetune_and_evaluate_tiny(tmp_path, tiny_path):
+    from reasonbook.runs import TrainCache
     from reasonbook.wcse import finetune_and_evaluate
     P = arithmetic_dataset(3, level=1, seed=0)
     rows = sft_rows(P, [[p.solution] for p in P])
-    kw = dict(k_values=(1, 2), max_tokens=8, sft_kwargs=dict(max_steps=2, batch_size=2, lr=1e-4),
-              backend_kwargs=dict(progress=False))
-    r = finetune_and_evaluate(tiny_path, rows, P, tmp_path / "m", **kw)
+    sp, cache = replace(FEW_SHOT_SAMPLING, max_tokens=8), TrainCache(tmp_path / "sft")
+    kw = dict(k_values=(1, 2), sft_kwargs=dict(max_steps=2, batch_size=2, lr=1e-4))
+    r = finetune_and_evaluate(cache, "m", tiny_path, rows, P, sp, **kw)
     assert r["steps"] == 2 and len(r["losses"]) == 2 and 0 <= r["pass@1"] <= 1 and {"maj@1", "maj@2"} <= set(r)
-    again = finetune_and_evaluate(tiny_path, rows, P, tmp_path / "m", **kw)           # reused, not retrained
+    again = finetune_and_evaluate(cache, "m", tiny_path, rows, P, sp, **kw)            # reused, not retrained
     assert again["tag"] == r["tag"] and again["losses"] == r["losses"]
-    other = finetune_and_evaluate(tiny_path, rows[:2], P, tmp_path / "m", **kw)       # other data: retrained
+    other = finetune_and_evaluate(cache, "m", tiny_path, rows[:2], P, sp, **kw)        # other data: retrained
     assert other["tag"] != r["tag"] and other["rows"] == 2
-    with pytest.raises(ValueError, match="no training rows"): finetune_and_evaluate(tiny_path, [], P, tmp_path / "x")
+    with pytest.raises(ValueError, match="no training rows"): finetune_and_evaluate(cache, "x", tiny_path, [], P, sp)
 
 
 @pytest.mark.slow
@@ -193,6 +191,88 @@ def test_gemma3_270m_loads_and_solves_few_shot():
     assert 250e6 < se.num_parameters < 290e6
     assert bos_prefix(se.tokenizer) == "<bos>"
     probs = arithmetic_dataset(8, level=1, seed=11)
-    s = sample_solutions(se, probs, 1, shots=arithmetic_dataset(4, level=1, seed=12), temperature=0.0, max_tokens=40)
+    s = sample_few_shot(se, probs, Sampling(max_tokens=40, stop=FEW_SHOT_STOPS), shots=arithmetic_dataset(4, level=1, seed=12))
     acc = sum(map(sum, grade_samples(probs, s))) / len(probs)
     assert acc >= 0.5, s          # greedy few-shot one-digit sums: a broken conversion scores ~0
+
+
+# --- the config: the parameters cell, the yaml profiles and WCSEConfig agree ------------------------------------------
+def _parameters_cell() -> dict:
+    nb = json.loads((ROOT / "nbs" / "40_wc_vs_se.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
+    g = {}
+    exec("".join(cell["source"]), g)
+    return {k: v for k, v in g.items() if not k.startswith("__")}
+
+
+def test_config_defaults_are_the_parameters_cell():
+    params, base = _parameters_cell(), WCSEConfig()
+    assert WCSEConfig.from_params(params).to_dict() == {**base.to_dict(), **{k: params[k] for k in ("run_dir", "figures_dir")}}
+
+
+@pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "configs" / "wcse").glob("*.yaml")))
+def test_config_accepts_every_profile(profile):
+    over = yaml.safe_load((ROOT / "configs" / "wcse" / f"{profile}.yaml").read_text())
+    cfg = WCSEConfig.from_params({**_parameters_cell(), **over})
+    assert all(getattr(cfg, k) == v for k, v in over.items())
+
+
+@pytest.mark.parametrize("over,key", [(dict(n_test=0), "n_test"), (dict(eval_k=[]), "eval_k"), (dict(temperature=-1), "temperature"),
+                                      (dict(se_budgets={}), "se_budgets"), (dict(eval_engine="tgi"), "eval_engine"),
+                                      (dict(control_samples=9), "control_samples"), (dict(p_wc="9B"), "p_wc"),
+                                      (dict(fpr_limit=0), "fpr_limit"), (dict(judge_chat="yes"), "judge_chat")])
+def test_config_rejects_wrong_values(over, key):
+    with pytest.raises(ConfigError, match=key): WCSEConfig.from_params({**_parameters_cell(), **over})
+
+
+# --- the pipeline on scripted backends: every run_*/plot_* pair, end to end ---------------------------------------
+def _scripted(data, right_every, model_id, params):
+    "Writes the reference solution's first step; right on every `right_every`-th sample, off by one otherwise."
+    def reply(prompt, j):
+        q = next(p for p in data.train + data.test if p.question in prompt.rsplit("Problem:", 1)[1])
+        ans = int(q.answer) + (0 if j % right_every == 0 else 1)
+        return f"{q.solution.split('=')[0].strip()} = {ans}.\n\nThe answer is \\boxed{{{ans}}}."
+    return ScriptedBackend(reply, model_id, params)
+
+
+def test_pipeline_on_scripted_backends(tmp_path):
+    cfg = WCSEConfig(n_shots=2, n_train=4, n_test=3, se_budgets={"low": 1, "high": 2}, finetune_budgets=["low", "high"],
+                     students=["kd", "wc", "se"], eval_k=[1, 2], hand_labels=str(tmp_path / "h.jsonl"))
+    data = load_wcse_data(cfg)
+    se = _scripted(data, 1, "se-model", 200)
+    sets = {"se": run_sampling(se, cfg, data, 2, "se")}
+    plan = budget_plan(cfg.se_budgets, 100, sets["se"].params)
+    sets["wc"] = run_sampling(_scripted(data, 2, "wc-model", 100), cfg, data, plan.max_samples("wc"), "wc")
+    assert plan.budgets == {"low": {"se": 1, "wc": 2}, "high": {"se": 2, "wc": 4}}
+    assert sampling_metrics(sets, plan, 4)["accuracy"] == {"wc": 0.5, "se": 1.0}
+    quality = run_data_quality(ScriptedBackend([" incorrect"]), cfg, data, sets, plan)
+    assert list(zip(quality.budget, quality.model, quality.k)) == [("low", "WC", 2), ("low", "SE", 1), ("high", "WC", 4), ("high", "SE", 2)]
+    assert list(quality.fpr_step_check) == [0.0] * 4 and list(quality.fpr_judge) == [1.0] * 4
+    assert list(quality.diversity) == [1.0, 1.0, 1.0, 1.0]          # the right samples of a problem are one solution
+    names = {"wc": "wc-model", "se": "se-model"}
+    plt.close(plot_data_quality(quality, plan, cfg, names))
+    fake = lambda cache, name, student, rows, test, sampling, **kw: {
+        "pass@1": 0.5 if name.split("-")[-2] == "wc" else 0.25, "maj@1": 0.0, "rows": len(rows), "steps": 1, "losses": [],
+        "student": student, "seconds": 0.0}
+    finetune = run_finetuning(cfg, data, sets, plan, cache=None, finetune=fake)     # kd skipped: no kd_student
+    assert list(zip(finetune.student, finetune.data, finetune.budget))[:2] == [("wc", "WC", "low"), ("wc", "SE", "low")]
+    assert len(finetune) == 8 and finetune.final_loss.isna().all()
+    control = run_control(cfg, data, sets, cache=None, finetune=fake)
+    base = {st: run_base_eval(se, cfg, data) for st in ("wc", "se")}
+    assert base["wc"] == {"pass@1": 1.0, "maj@1": 1.0, "maj@2": 1.0, "mean_tokens": base["wc"]["mean_tokens"]}
+    plt.close(plot_finetuning(finetune, base, control, cfg, names))
+    summary = paper_vs_this_run(quality, finetune, control, cfg)
+    ft = summary[summary.what.str.startswith("fine-tuned")]
+    assert list(ft.ours) == [25.0] * 4 and list(ft.paper) == [3.8, 2.0, 5.8, 4.3]
+    assert summary.what.iloc[-1].startswith("number-matched control") and summary.ours.iloc[-1] == 25.0
+
+
+def test_data_quality_without_ground_truth_uses_the_judge_only():
+    cfg = WCSEConfig(n_shots=2, n_train=2, n_test=1, se_budgets={"high": 1}, judge_shots=0)
+    data = load_wcse_data(cfg)
+    sets = {m: run_sampling(_scripted(data, 1, m, 1), cfg, data, 1, m) for m in ("wc", "se")}
+    plan = budget_plan(cfg.se_budgets, 1, 1)
+    bench = replace(cfg, train_data="gsm8k")          # not generated: no step checker
+    q = run_data_quality(ScriptedBackend([" correct"]), bench, data, sets, plan)
+    assert q.fpr_step_check.isna().all() and list(q.fpr_judge) == [0.0, 0.0] and "judge_agreement" not in q
+    assert paper_vs_this_run(q, q.iloc[:0], q.iloc[:0], bench).note[2].startswith("fpr_judge")
