@@ -467,9 +467,12 @@ def _looks_like_path(s: str) -> bool:
     return s.startswith(('/', './', '../', '~')) or s.endswith(('.gguf', '.safetensors')) or os.sep in s and s.count('/') > 1
 
 def resolve_model_path(model) -> str:
-    "A local folder, a GGUF file (converted once), the name of an embedded model, or a Hub id (returned as is)."
+    "A local folder, a GGUF file (converted once), an embedded model or reasoner name, or a Hub id (returned as is)."
     s = str(model)
     if s in EMBEDDED_MODELS: return str(EMBEDDED_MODELS[s]())
+    if s.startswith("reasoner-"):                  # reasonbook's own small reasoners, shipped in the package
+        from reasonbook.reasoners import REASONERS, reasoner_path
+        if s in REASONERS: return str(reasoner_path(s))
     p = Path(s).expanduser()
     if p.exists(): return str(gguf_to_hf(p) if p.suffix == '.gguf' else p)
     if _looks_like_path(s):

@@ -658,6 +658,9 @@ def load_prm(spec: str, device=None, dtype=None, backend=None, **kw) -> PRM:
         return OraclePRM(golds=kw["golds"])
     if spec.startswith("tiny:"):
         return tiny_prm(spec.split(":", 1)[1], **kw)
+    if spec == "reasoner-prm":                   # reasonbook's own PRM (Math-Shepherd convention), shipped weights
+        from reasonbook.reasoners import reasoner_path
+        return MathShepherdPRM.from_pretrained(str(reasoner_path(spec)), device, dtype, name=spec, **kw)
     if spec.startswith("judge:"):
         target = spec.split(":", 1)[1]
         if backend is not None and target in ("embedded", getattr(backend, "model_id", None)):
