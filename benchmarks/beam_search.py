@@ -15,11 +15,10 @@ import json
 import os
 import time
 
-import torch
-
-from reasonbook.backends import load_backend
-from reasonbook.data import arithmetic_dataset
+from reasonbook.backends import Sampling, load_backend
+from reasonbook.data import load_benchmark
 from reasonbook.prm import OraclePRM
+from reasonbook.runs import set_cpu_threads
 from reasonbook.tts import beam_search
 
 
@@ -33,17 +32,16 @@ def main():
     ap.add_argument("--step-tokens", type=int, default=12)
     ap.add_argument("--max-tokens", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: 2, or 1 when load average > cores")
+    ap.add_argument("--threads", type=int, default=0, help="torch threads; 0: min(2, CPUs)")
     ap.add_argument("--no-prefix-cache", action="store_true", help="disable the backend's prefix KV reuse")
     ap.add_argument("--json", default=None, help="also write the numbers to this file")
     args = ap.parse_args()
-    threads = args.threads or (1 if os.getloadavg()[0] > (os.cpu_count() or 2) else min(2, os.cpu_count() or 2))
-    torch.set_num_threads(threads)
+    threads = set_cpu_threads(args.threads or None)
     print(f"torch threads {threads}; load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs", flush=True)
 
-    problems = [p for lv in (1, 2) for p in arithmetic_dataset(args.problems // 2, level=lv, seed=args.seed)]
+    problems = [p for lv in (1, 2) for p in load_benchmark(f"arithmetic-{lv}", limit=args.problems // 2, seed=args.seed)]
     kw = dict(n=args.n, m=args.m, max_iterations=args.iterations, max_step_tokens=args.step_tokens,
-              max_tokens=args.max_tokens, seed=args.seed, temperature=0.8)
+              sampling=Sampling(temperature=0.8, max_tokens=args.max_tokens, seed=args.seed))
 
     def fresh():
         extra = {"prefix_cache_tokens": 0} if args.no_prefix_cache else {}
@@ -54,9 +52,9 @@ def main():
         be = fresh()
         t0, c0 = time.time(), time.process_time()
         if mode == "batched":
-            res = beam_search(problems, be, OraclePRM(), **kw)
+            res = beam_search(be, OraclePRM(), problems, **kw)
         else:
-            res = [beam_search([p], be, OraclePRM(), **kw)[0] for p in problems]
+            res = [beam_search(be, OraclePRM(), [p], **kw)[0] for p in problems]
         wall, cpu = time.time() - t0, time.process_time() - c0
         out[mode] = dict(wall_s=round(wall, 1), cpu_s=round(cpu, 1), gen_tokens=sum(r.gen_tokens for r in res),
                          texts=[[c.text for c in r.candidates] for r in res],

@@ -83,13 +83,15 @@ def bench_search(be, n_problems=8, n=8, m=2, iterations=3, step_tokens=12):
     from reasonbook.prm import OraclePRM
     from reasonbook.tts import beam_search, dvts
     probs = [p for lv in (1, 2) for p in arithmetic_dataset(n_problems // 2, level=lv, seed=0)]
-    kw = dict(n=n, m=m, max_iterations=iterations, max_step_tokens=step_tokens, max_tokens=3 * step_tokens, seed=0)
+    from reasonbook.backends import Sampling
+    kw = dict(n=n, m=m, max_iterations=iterations, max_step_tokens=step_tokens,
+              sampling=Sampling(temperature=0.8, max_tokens=3 * step_tokens, seed=0))
     rows = []
     for name, fn in (("beam search", beam_search), ("DVTS", dvts)):
         fresh = lambda: HFBackend(be.model, tokenizer=be.tokenizer, model_id=be.model_id, progress=False)
-        batched, tb = timed(fn, probs, fresh(), OraclePRM(), **kw)
+        batched, tb = timed(fn, fresh(), OraclePRM(), probs, **kw)
         seq_be = fresh()
-        seq, ts = timed(lambda: [fn([p], seq_be, OraclePRM(), **kw)[0] for p in probs])
+        seq, ts = timed(lambda: [fn(seq_be, OraclePRM(), [p], **kw)[0] for p in probs])
         same = all([c.text for c in x.candidates] == [c.text for c in y.candidates] for x, y in zip(batched, seq))
         rows.append(dict(method=f"{name} N={n} M={m}, {len(probs)} problems", batched_s=tb, sequential_s=ts,
                          speedup=ts / tb, same_outputs=same))

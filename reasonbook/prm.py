@@ -548,11 +548,8 @@ class LLMJudgePRM(RLHFlowPRM):
 
     @classmethod
     def from_backend(cls, backend, **kw):
-        "Reuse an HFBackend's model and tokenizer (no second copy in memory)."
-        model = getattr(backend, "model", None)
-        if model is None:
-            raise TypeError(f"LLMJudgePRM.from_backend: {type(backend).__name__} has no .model (needs an HFBackend)")
-        return cls(model, backend.tokenizer, name=kw.pop("name", f"judge:{backend.model_id}"), **kw)
+        "Reuse a transformers backend's model and tokenizer (no second copy in memory); TypeError on other engines."
+        return cls(backend.hf_model(), backend.tokenizer, name=kw.pop("name", f"judge:{backend.model_id}"), **kw)
 
     @classmethod
     def from_pretrained(cls, path, device=None, dtype=None, **kw):

@@ -8,25 +8,33 @@ Docs: https://reasonbook.github.io/reasonbook/tts_compute_optimal.html.md"""
 # %% ../nbs/20_tts_compute_optimal.ipynb #967e7674
 from __future__ import annotations
 
-import math
+import copy
+import json
 import random
 import re
+import time
 from collections import Counter, defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
-from .backends import Backend, Completion, Sampling, sample_seed
-from .data import Problem, split_steps
+import pandas as pd
+
+from .backends import Backend, Completion, Sampling
+from .data import Problem, load_benchmark, split_steps
 from . import grading
 from .grading import extract_answer, is_equiv, majority_vote, normalize_answer, pass_at_k, weighted_vote
 from .prm import PRM, aggregate
+from .runs import PaperConfig
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'PROMPTS', 'STEP_DELIMITER', 'SELECTIONS', 'ABSOLUTE_BINS', 'PAPER_TABLE4',
-           'PAPER_TABLE2', 'PAPER_TABLE5', 'PAPER_TABLE3', 'build_prompt', 'Candidate', 'SearchResult',
-           'sample_solutions', 'score_results', 'ToyBackend', 'best_of_n', 'select_answer', 'beam_search', 'dvts',
-           'grade_results', 'is_selected_correct', 'selection_accuracy', 'pass_at', 'difficulty_bins',
-           'compute_optimal_method', 'reward_aware_choice', 'pretraining_flops', 'inference_flops']
+__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'PROMPTS', 'STEP_DELIMITER', 'SELECTIONS', 'ABSOLUTE_BINS', 'PAPER', 'SEARCHES',
+           'STYLE', 'build_prompt', 'Candidate', 'SearchResult', 'sample_cot', 'score_results', 'best_of_n',
+           'select_answer', 'beam_search', 'dvts', 'grade_results', 'is_selected_correct', 'selection_accuracy',
+           'pass_at', 'difficulty_bins', 'compute_optimal_method', 'reward_aware_choice', 'pretraining_flops',
+           'inference_flops', 'TTSConfig', 'load_problems', 'rule_dataset', 'policy_sampling', 'Samples', 'run_samples',
+           'search_at_budgets', 'PRMRun', 'run_prm', 'accuracy_table', 'per_problem', 'mean_pct', 'accuracy_means',
+           'prm_label', 'plot_fig4', 'plot_fig8', 'table2_voting', 'table2_vs_paper', 'table5_compute_optimal',
+           'cost_table', 'table4_flops', 'paper_table5', 'paper_table4', 'paper_vs_ours_rows']
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #bb956e13
 SYSTEM_PROMPT = (
@@ -41,7 +49,7 @@ SHORT_PROMPT = "Think step by step, then give the final answer in \\boxed{}."
 PROMPTS = {"search-and-learn": SYSTEM_PROMPT, "short": SHORT_PROMPT, "none": None}
 STEP_DELIMITER = "\n\n"
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #ab6a354c
 def build_prompt(backend: Backend, question: str, prompt_style: str = "short") -> str:
     "The chat-formatted prompt for `question`; the model's solution is appended to it as raw text."
     if prompt_style not in PROMPTS:
@@ -75,7 +83,7 @@ class Candidate:
     def score(self, agg: str = "last") -> float:
         return aggregate(self.step_scores, agg)
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #629757a8
 @dataclass
 class SearchResult:
     "All candidates of one method on one problem, with the compute spent."
@@ -91,26 +99,25 @@ class SearchResult:
     prm_chars: int = 0                           # characters of PRM inputs scored during the search (FLOPs share)
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #a63a84b1
-def sample_solutions(problems: Sequence[Problem], backend: Backend, n: int, *, temperature: float = 0.8,
-                     top_p: float = 1.0, max_tokens: int = 512, seed: int = 0, prompt_style: str = "short",
-                     desc: str | None = None) -> list[SearchResult]:
-    "N independent full solutions per problem (temperature 0 and n=1: greedy CoT), batched across problems."
+def sample_cot(backend: Backend, problems: Sequence[Problem], n: int,
+               sampling: Sampling = Sampling(temperature=0.8, max_tokens=512, seed=0), *,
+               prompt_style: str = "short", desc: str | None = None) -> list[SearchResult]:
+    "N independent chain-of-thought solutions per problem (temperature 0 and n=1: greedy CoT), batched across problems."
     if n < 1:
-        raise ValueError(f"sample_solutions: n must be >= 1, got {n}")
+        raise ValueError(f"sample_cot: n must be >= 1, got {n}")
     prompts = [build_prompt(backend, p.question, prompt_style) for p in problems]
-    sp = Sampling(n=1, temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    reqs = [(pr, j) for pr in prompts for j in range(n)]
-    outs = backend.generate_samples(reqs, sp, desc=desc or f"sample N={n}")
+    outs = backend.generate_samples([(pr, j) for pr in prompts for j in range(n)], replace(sampling, n=1),
+                                    desc=desc or f"sample N={n}")
+    method = "cot" if sampling.temperature == 0 and n == 1 else "sample"
     results = []
     for i, p in enumerate(problems):
         cs = outs[i * n:(i + 1) * n]
         cands = [Candidate(c.text, num_tokens=c.num_tokens, finish_reason=c.finish_reason) for c in cs]
-        results.append(SearchResult(p, "cot" if temperature == 0 and n == 1 else "sample", n, None, cands,
-                                    sum(c.num_tokens for c in cs)))
+        results.append(SearchResult(p, method, n, None, cands, sum(c.num_tokens for c in cs)))
     return results
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #27d53349
-def score_results(results: Sequence[SearchResult], prm: PRM, force: bool = False) -> None:
+def score_results(prm: PRM, results: Sequence[SearchResult], force: bool = False) -> None:
     "Fill `step_scores` of every candidate of `results` with `prm` (in place)."
     todo = [(r, c) for r in results for c in r.candidates if force or (not c.step_scores and c.steps)]
     scores = prm.score([(r.problem.question, c.steps) for r, c in todo])
@@ -118,65 +125,14 @@ def score_results(results: Sequence[SearchResult], prm: PRM, force: bool = False
         c.step_scores = s
         r.prm_name = prm.name
 
-# %% ../nbs/20_tts_compute_optimal.ipynb #f871c1a1
-class _ToyTokenizer:
-    eos_token_id, unk_token_id, chat_template, pad_token_id = 0, None, None, 0
-    def encode(self, text, add_special_tokens=False): return list(range(1, len(text.split()) + 1))
-    def decode(self, ids, skip_special_tokens=True): return " ".join(map(str, ids))
-    def convert_tokens_to_ids(self, t): return None
-
-
-class ToyBackend(Backend):
-    "A fake policy that adds the numbers of a question one step at a time, making errors with prob. 1 - p_correct."
-    def __init__(self, p_correct: float = 0.7, noise: bool = False, model_id: str = "toy-policy"):
-        self.p_correct, self.noise, self.model_id = p_correct, noise, model_id
-        self.tokenizer, self._num_parameters, self.calls = _ToyTokenizer(), 1_000_000, []
-
-    def chat(self, messages, system=None, add_generation_prompt=True):
-        q = messages if isinstance(messages, str) else messages[-1]["content"]
-        return f"Question: {q}\nAnswer: "
-
-    def _next(self, prompt: str, rng: random.Random) -> tuple[str, bool]:
-        q, _, sol = prompt.partition("\nAnswer: ")
-        nums = [int(x) for x in re.findall(r"\d+", q.split("\n\n")[0])]
-        done = re.findall(r"= (-?\d+)", sol)
-        k = len(done)
-        acc = int(done[-1]) if done else (nums[0] if nums else 0)
-        if k >= max(len(nums) - 1, 0):
-            return f"The answer is \\boxed{{{acc}}}.", True
-        y = acc + nums[k + 1]
-        if rng.random() > self.p_correct:
-            y += rng.choice([-2, -1, 1, 2])
-        tag = f" (note {rng.randrange(10**6)})" if self.noise else ""
-        return f"{acc} + {nums[k + 1]} = {y}{tag}{STEP_DELIMITER}", False
-
-    def generate_samples(self, requests, sampling, desc=None):
-        self.calls.append([(p, j) for p, j in requests])
-        out = []
-        for p, j in requests:
-            rng = random.Random(sample_seed(sampling.seed, p, j))
-            text, eos = "", False
-            while not eos:
-                step, eos = self._next(p + text, rng)
-                text += step
-                if STEP_DELIMITER in sampling.stop and not eos:
-                    break
-            n_tok = len(text.split())
-            if eos:
-                out.append(Completion(text, list(range(n_tok)), "stop", None))
-            else:
-                t = text if sampling.include_stop_str_in_output else text[: -len(STEP_DELIMITER)]
-                out.append(Completion(t, list(range(n_tok)), "stop", STEP_DELIMITER))
-        return out
-
 # %% ../nbs/20_tts_compute_optimal.ipynb #08351f5f
 def best_of_n(candidates: Sequence[Candidate], agg: str = "last", weighted: bool = False) -> str | None:
     "Best-of-N answer: of the top-scoring candidate (vanilla) or the score-weighted vote (weighted=True)."
     answers = [c.answer for c in candidates]
     scores = [c.score(agg) for c in candidates]
-    return weighted_vote(answers, scores) if weighted else grading.best_of_n(answers, scores)
+    return weighted_vote(answers, scores) if weighted else grading.top_scored_answer(answers, scores)
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #01afebad
 SELECTIONS = ("majority",) + tuple(f"PRM-{a}-{h}" for a in ("Min", "Last", "Avg") for h in ("Max", "Vote"))
 
 
@@ -189,16 +145,9 @@ def select_answer(candidates: Sequence[Candidate], selection: str = "PRM-Last-Ma
         raise ValueError(f"select_answer: unknown selection {selection!r}; expected one of {SELECTIONS}")
     return best_of_n(candidates, agg=m.group(1).lower(), weighted=m.group(2) == "Vote")
 
-# %% ../nbs/20_tts_compute_optimal.ipynb #dc696ff0
+# %% ../nbs/20_tts_compute_optimal.ipynb #2193d7a9
 def _is_final_step(text: str) -> bool:
     return "\\boxed" in text
-
-
-def _step_sampling(temperature, top_p, max_tokens, seed, final: bool) -> Sampling:
-    if final:
-        return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed)
-    return Sampling(temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=seed,
-                    stop=(STEP_DELIMITER,), include_stop_str_in_output=True)
 
 
 def _finish_reason(c: Completion, total_tokens: int, max_tokens: int, final: bool) -> str | None:
@@ -215,7 +164,7 @@ def _finish_reason(c: Completion, total_tokens: int, max_tokens: int, final: boo
         return "max_iterations"
     return None
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #295ab40a
 def _budgets(n, count: int, m: int, where: str) -> list[int]:
     ns = [n] * count if isinstance(n, int) else [int(x) for x in n]
     if len(ns) != count:
@@ -225,7 +174,7 @@ def _budgets(n, count: int, m: int, where: str) -> list[int]:
             raise ValueError(f"{where}: need n >= m >= 1 and n divisible by m, got n={x}, m={m}")
     return ns
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #6fa46561
 def _generate_unique(backend: Backend, requests: list, sampling: Sampling, desc: str) -> list[Completion]:
     "generate_samples on the distinct (prompt, index) requests only (same seed -> same sample), mapped back."
     uniq, where = [], {}
@@ -236,12 +185,19 @@ def _generate_unique(backend: Backend, requests: list, sampling: Sampling, desc:
     outs = backend.generate_samples(uniq, sampling, desc=desc)
     return [outs[where[r]] for r in requests]
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #a11f3ef2
 def _final_budget(max_tokens: int, max_step_tokens: int, max_iterations: int) -> int:
     "Tokens for the last iteration: left after max_iterations-1 full steps (>= one step); independent of batching."
     return max(max_step_tokens, max_tokens - (max_iterations - 1) * max_step_tokens)
 
 
+def _iteration_sampling(sampling: Sampling, it: int, max_iterations: int, max_step_tokens: int) -> Sampling:
+    "The sampling of search iteration `it`, derived from the policy's `sampling` (its max_tokens: one solution)."
+    if it == max_iterations - 1:
+        return replace(sampling, max_tokens=_final_budget(sampling.max_tokens, max_step_tokens, max_iterations))
+    return replace(sampling, max_tokens=max_step_tokens, stop=(STEP_DELIMITER,), include_stop_str_in_output=True)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #62b989cd
 @dataclass
 class _Beam:
     pi: int                 # problem index
@@ -251,99 +207,106 @@ class _Beam:
     finish: str | None = None
     subtree: int | None = None
 
+# %% ../nbs/20_tts_compute_optimal.ipynb #ec452387
+def _grow(backend: Backend, prompts: list[str], pending: list, sampling: Sampling, max_tokens: int, final: bool,
+          results: list[SearchResult], desc: str) -> list[_Beam]:
+    "One step for every (beam, sample index) in `pending`: the children, each marked if finished."
+    outs = _generate_unique(backend, [(prompts[b.pi] + b.text, j) for b, j in pending], sampling, desc)
+    children = []
+    for (b, _), c in zip(pending, outs):
+        child = _Beam(b.pi, b.text + c.text, b.tokens + c.num_tokens, subtree=b.subtree)
+        results[b.pi].gen_tokens += c.num_tokens
+        child.finish = _finish_reason(c, child.tokens, max_tokens, final)
+        children.append(child)
+    return children
 
-def beam_search(problems: Sequence[Problem], backend: Backend, prm: PRM, n: int, m: int = 4, *,
-                max_iterations: int = 40, max_tokens: int = 2048, max_step_tokens: int = 2048,
-                temperature: float = 0.8, top_p: float = 1.0, agg: str = "last", filter_duplicates: bool = True,
-                seed: int = 0, prompt_style: str = "short") -> list[SearchResult]:
+# %% ../nbs/20_tts_compute_optimal.ipynb #67b916ee
+def _score_beams(prm: PRM, problems: Sequence[Problem], beams: list[_Beam], results: list[SearchResult]) -> None:
+    "Set every beam's PRM step scores (one PRM call) and count the characters read, per problem."
+    scores = prm.score([(problems[b.pi].question, split_steps(b.text)) for b in beams])
+    for b, s in zip(beams, scores):
+        b.scores = s
+        results[b.pi].prm_chars += len(problems[b.pi].question) + len(b.text)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #b2ab14c7
+def _unique(beams: list[_Beam]) -> list[_Beam]:
+    "The beams with distinct texts, first occurrence kept, in order."
+    seen, out = set(), []
+    for b in beams:
+        if b.text not in seen:
+            seen.add(b.text)
+            out.append(b)
+    return out
+
+
+def _top(beams: list[_Beam], k: int, agg: str) -> list[_Beam]:
+    "The `k` best beams by aggregated step score (ties keep their order)."
+    return sorted(beams, key=lambda b: -aggregate(b.scores, agg))[:k]
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #dc696ff0
+def beam_search(backend: Backend, prm: PRM, problems: Sequence[Problem], n, m: int = 4, *,
+                sampling: Sampling = Sampling(temperature=0.8, max_tokens=2048, seed=0), max_iterations: int = 40,
+                max_step_tokens: int = 2048, agg: str = "last", filter_duplicates: bool = True,
+                prompt_style: str = "short") -> list[SearchResult]:
     "PRM-guided beam search, budget `n` (an int, or one per problem), beam width `m`, batched across problems."
     ns = _budgets(n, len(problems), m, "beam_search")
     prompts = [build_prompt(backend, p.question, prompt_style) for p in problems]
     results = [SearchResult(p, "beam_search", ni, m, prm_name=prm.name) for p, ni in zip(problems, ns)]
     finished = [[] for _ in problems]
-    # iteration 0: N samples of the first step from the bare prompt
     pending = [(_Beam(i), j) for i in range(len(problems)) for j in range(ns[i])]
     for it in range(max_iterations):
         if not pending:
             break
-        final = it == max_iterations - 1
-        budget = _final_budget(max_tokens, max_step_tokens, max_iterations) if final else max_step_tokens
-        sp = _step_sampling(temperature, top_p, budget, seed, final)
-        outs = _generate_unique(backend, [(prompts[b.pi] + b.text, j) for b, j in pending], sp,
-                                f"beam search it {it}")
-        children = []
-        for (b, _), c in zip(pending, outs):
-            child = _Beam(b.pi, b.text + c.text, b.tokens + c.num_tokens)
-            results[b.pi].gen_tokens += c.num_tokens
-            child.finish = _finish_reason(c, child.tokens, max_tokens, final)
-            children.append(child)
-        scores = prm.score([(problems[c.pi].question, split_steps(c.text)) for c in children])
-        for c, s in zip(children, scores):
-            c.scores = s
-            results[c.pi].prm_chars += len(problems[c.pi].question) + len(c.text)
+        sp = _iteration_sampling(sampling, it, max_iterations, max_step_tokens)
+        children = _grow(backend, prompts, pending, sp, sampling.max_tokens, it == max_iterations - 1, results,
+                         f"beam search it {it}")
+        _score_beams(prm, problems, children, results)
         by_problem = defaultdict(list)
         for c in children:
-            (finished[c.pi] if c.finish else by_problem[c.pi]).append(c)
+            by_problem[c.pi].append(c)
         pending = []
-        for i in range(len(problems)):
-            active = by_problem.get(i, [])
-            generated = sum(1 for c in children if c.pi == i)
-            if filter_duplicates:
-                seen, uniq = set(), []
-                for c in active:
-                    if c.text not in seen:
-                        seen.add(c.text)
-                        uniq.append(c)
-                active = uniq
-            survivors = sorted(active, key=lambda c: -aggregate(c.scores, agg))[:ns[i] // m]   # stable sort
-            if generated:
-                results[i].trace.append(dict(iteration=it, generated=generated, active=len(active),
-                                             kept=len(survivors), finished=len(finished[i])))
-                results[i].iterations = it + 1
+        for i, mine in sorted(by_problem.items()):
+            finished[i] += [c for c in mine if c.finish]
+            active = [c for c in mine if not c.finish]
+            active = _unique(active) if filter_duplicates else active
+            survivors = _top(active, ns[i] // m, agg)
+            results[i].trace.append(dict(iteration=it, generated=len(mine), active=len(active),
+                                         kept=len(survivors), finished=len(finished[i])))
+            results[i].iterations = it + 1
             pending += [(s, j) for s in survivors for j in range(m)]
     for i, r in enumerate(results):
-        fin = sorted(finished[i], key=lambda c: -aggregate(c.scores, agg))[:ns[i]]
-        r.candidates = [Candidate(b.text, b.scores, b.tokens, b.finish) for b in fin]
+        r.candidates = [Candidate(b.text, b.scores, b.tokens, b.finish) for b in _top(finished[i], ns[i], agg)]
     return results
 
+# %% ../nbs/20_tts_compute_optimal.ipynb #901cccb0
+def _follow_best(s: _Beam, siblings: list[_Beam], agg: str) -> None:
+    "Move subtree `s` to its best-scoring child (the first on ties), in place."
+    best = max(range(len(siblings)), key=lambda x: (aggregate(siblings[x].scores, agg), -x))
+    b = siblings[best]
+    s.text, s.tokens, s.scores, s.finish = b.text, b.tokens, b.scores, b.finish
+
 # %% ../nbs/20_tts_compute_optimal.ipynb #f4f7b639
-def dvts(problems: Sequence[Problem], backend: Backend, prm: PRM, n: int, m: int = 4, *,
-         max_iterations: int = 40, max_tokens: int = 2048, max_step_tokens: int = 2048, temperature: float = 0.8,
-         top_p: float = 1.0, agg: str = "last", seed: int = 0, prompt_style: str = "short") -> list[SearchResult]:
+def dvts(backend: Backend, prm: PRM, problems: Sequence[Problem], n, m: int = 4, *,
+         sampling: Sampling = Sampling(temperature=0.8, max_tokens=2048, seed=0), max_iterations: int = 40,
+         max_step_tokens: int = 2048, agg: str = "last", prompt_style: str = "short") -> list[SearchResult]:
     "Diverse verifier tree search: N/M independent greedy subtrees of width M; returns N candidates per problem."
     ns = _budgets(n, len(problems), m, "dvts")
     prompts = [build_prompt(backend, p.question, prompt_style) for p in problems]
     results = [SearchResult(p, "dvts", ni, m, prm_name=prm.name) for p, ni in zip(problems, ns)]
     subtrees = [_Beam(i, subtree=t) for i in range(len(problems)) for t in range(ns[i] // m)]
-    last = {}                                            # (pi, subtree) -> (parent beam, [children])
+    last = {}                                            # (pi, subtree) -> the M children of its last expansion
     for it in range(max_iterations):
         active = [s for s in subtrees if s.finish is None]
         if not active:
             break
-        final = it == max_iterations - 1
-        budget = _final_budget(max_tokens, max_step_tokens, max_iterations) if final else max_step_tokens
-        sp = _step_sampling(temperature, top_p, budget, seed, final)
-        reqs = [(prompts[s.pi] + s.text, s.subtree * m + i) for s in active for i in range(m)]
-        outs = _generate_unique(backend, reqs, sp, f"DVTS it {it}")
-        kids = []
-        for k, c in enumerate(outs):
-            s = active[k // m]
-            kid = _Beam(s.pi, s.text + c.text, s.tokens + c.num_tokens, subtree=s.subtree)
-            kid.finish = _finish_reason(c, kid.tokens, max_tokens, final)
-            results[s.pi].gen_tokens += c.num_tokens
-            kids.append(kid)
-        scores = prm.score([(problems[k.pi].question, split_steps(k.text)) for k in kids])
-        for k, s in zip(kids, scores):
-            k.scores = s
-            results[k.pi].prm_chars += len(problems[k.pi].question) + len(k.text)
-        per_problem = Counter()
+        sp = _iteration_sampling(sampling, it, max_iterations, max_step_tokens)
+        kids = _grow(backend, prompts, [(s, s.subtree * m + i) for s in active for i in range(m)], sp,
+                     sampling.max_tokens, it == max_iterations - 1, results, f"DVTS it {it}")
+        _score_beams(prm, problems, kids, results)
         for j, s in enumerate(active):
-            sib = kids[j * m:(j + 1) * m]
-            best = max(range(m), key=lambda x: (aggregate(sib[x].scores, agg), -x))
-            last[(s.pi, s.subtree)] = sib
-            s.text, s.tokens, s.scores, s.finish = sib[best].text, sib[best].tokens, sib[best].scores, sib[best].finish
-            per_problem[s.pi] += 1
-        for i, cnt in per_problem.items():
+            last[(s.pi, s.subtree)] = kids[j * m:(j + 1) * m]
+            _follow_best(s, last[(s.pi, s.subtree)], agg)
+        for i, cnt in sorted(Counter(s.pi for s in active).items()):
             results[i].trace.append(dict(iteration=it, active_subtrees=cnt, generated=cnt * m))
             results[i].iterations = it + 1
     for (pi, t), sib in sorted(last.items()):
@@ -361,7 +324,7 @@ def grade_results(results: Sequence[SearchResult], timeout: float = 5.0) -> None
                 memo[key] = bool(c.answer is not None and is_equiv(c.answer, r.problem.answer, timeout=timeout))
             c.correct = memo[key]
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #494741e2
 def is_selected_correct(candidates: Sequence[Candidate], answer: str | None) -> bool:
     "Whether a selected (normalised) answer is correct, looked up from the graded candidates that gave it."
     if answer is None:
@@ -371,7 +334,7 @@ def is_selected_correct(candidates: Sequence[Candidate], answer: str | None) -> 
             return bool(c.correct)
     return False
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #73342b90
 def selection_accuracy(results: Sequence[SearchResult], selection: str, k: int | None = None, trials: int = 16,
                        seed: int = 0) -> list[float]:
     "Per-problem accuracy of `selection` on random size-k subsets of each problem's candidates (k=None: all)."
@@ -389,7 +352,7 @@ def selection_accuracy(results: Sequence[SearchResult], selection: str, k: int |
         out.append(sum(is_selected_correct(s, select_answer(s, selection)) for s in subsets) / len(subsets))
     return out
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #d903c0a4
 def pass_at(results: Sequence[SearchResult], k: int) -> list[float]:
     "Per-problem unbiased pass@k from the graded candidates."
     return [pass_at_k(len(r.candidates), sum(bool(c.correct) for c in r.candidates), k) for r in results]
@@ -439,7 +402,7 @@ def compute_optimal_method(policy_params: float, dataset: str = "math500", diffi
         return "beam_search" if difficulty == "hard" else "dvts"
     return "best_of_n"
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #6beec44e
 def reward_aware_choice(per_problem: dict[str, Sequence[float]], bins: Sequence[str], folds: int = 1,
                         seed: int = 0) -> tuple[dict, list[float], list[str]]:
     "Best method per bin from {method: [accuracy per problem]}: (choice per bin, accuracy per problem, method used)."
@@ -473,28 +436,384 @@ def pretraining_flops(params: float, tokens: float) -> float:
     "6 P D."
     return 6.0 * params * tokens
 
-
+# %% ../nbs/20_tts_compute_optimal.ipynb #37554922
 def inference_flops(params: float, generated_tokens: float, prm_params: float = 0.0, prm_tokens: float = 0.0) -> dict:
     "2 P T for the policy, plus 2 P_prm T_prm for the PRM: {'policy', 'prm', 'total'}."
     policy = 2.0 * params * generated_tokens
     prm = 2.0 * prm_params * prm_tokens
     return {"policy": policy, "prm": prm, "total": policy + prm}
 
-
-PAPER_TABLE4 = {  # model: (pre-training FLOPs, inference FLOPs)
-    "Llama-3.2-3B + TTS": (1.62e23, 3.07e17), "Llama-3.1-405B CoT": (3.645e25, 4.25e17)}
-
 # %% ../nbs/20_tts_compute_optimal.ipynb #13837fc5
-PAPER_TABLE2 = {  # MATH-500, Qwen2.5-7B-Instruct policy: (Skywork-PRM-7B, Qwen2.5-Math-PRM-7B)
-    "majority": (86.8, 87.6), "PRM-Min-Max": (83.0, 87.4), "PRM-Min-Vote": (86.6, 87.6),
-    "PRM-Last-Max": (84.4, 87.6), "PRM-Last-Vote": (87.0, 87.6), "PRM-Avg-Max": (85.8, 87.8),
-    "PRM-Avg-Vote": (86.8, 87.6)}
-PAPER_TABLE5 = {  # MATH-500: CoT / majority / compute-optimal TTS
-    "Llama-3.2-1B": (26.0, 39.0, 66.2), "Llama-3.2-3B": (41.4, 58.4, 78.2), "Llama-3.1-8B": (49.8, 66.4, 80.6),
-    "Qwen2.5-0.5B": (31.6, 47.2, 76.4), "Qwen2.5-1.5B": (54.4, 68.4, 85.6), "Qwen2.5-3B": (64.0, 77.0, 87.6),
-    "Qwen2.5-7B": (76.8, 83.6, 91.0), "Qwen2.5-14B": (80.2, 85.6, 91.0), "Qwen2.5-32B": (82.4, 87.0, 90.6),
-    "Qwen2.5-72B": (83.8, 87.2, 91.8)}
-PAPER_TABLE3 = {  # MATH-500 / AIME24
-    "GPT-4o": (74.6, 9.3), "o1-preview": (85.5, 44.6), "Llama-3.1-405B": (71.4, 23.3),
-    "Llama-3.2-1B + TTS": (66.2, 16.7), "Llama-3.2-3B + TTS": (75.6, 30.0), "Qwen2.5-0.5B + TTS": (76.4, 10.0),
-    "Qwen2.5-1.5B + TTS": (81.8, 20.0), "R1-Distill-1.5B + TTS": (91.6, 63.3), "R1-Distill-7B + TTS": (95.2, 83.3)}
+PAPER = {
+    "table2": {  # MATH-500, Qwen2.5-7B-Instruct policy: accuracy % with (Skywork-PRM-7B, Qwen2.5-Math-PRM-7B)
+        "majority": (86.8, 87.6), "PRM-Min-Max": (83.0, 87.4), "PRM-Min-Vote": (86.6, 87.6),
+        "PRM-Last-Max": (84.4, 87.6), "PRM-Last-Vote": (87.0, 87.6), "PRM-Avg-Max": (85.8, 87.8),
+        "PRM-Avg-Vote": (86.8, 87.6)},
+    "table3": {  # accuracy % on MATH-500 / AIME24
+        "GPT-4o": (74.6, 9.3), "o1-preview": (85.5, 44.6), "Llama-3.1-405B": (71.4, 23.3),
+        "Llama-3.2-1B + TTS": (66.2, 16.7), "Llama-3.2-3B + TTS": (75.6, 30.0), "Qwen2.5-0.5B + TTS": (76.4, 10.0),
+        "Qwen2.5-1.5B + TTS": (81.8, 20.0), "R1-Distill-1.5B + TTS": (91.6, 63.3), "R1-Distill-7B + TTS": (95.2, 83.3)},
+    "table4": {  # model: (pre-training FLOPs, inference FLOPs)
+        "Llama-3.2-3B + TTS": (1.62e23, 3.07e17), "Llama-3.1-405B CoT": (3.645e25, 4.25e17)},
+    "table5": {  # MATH-500 accuracy %: CoT / majority / compute-optimal TTS
+        "Llama-3.2-1B": (26.0, 39.0, 66.2), "Llama-3.2-3B": (41.4, 58.4, 78.2), "Llama-3.1-8B": (49.8, 66.4, 80.6),
+        "Qwen2.5-0.5B": (31.6, 47.2, 76.4), "Qwen2.5-1.5B": (54.4, 68.4, 85.6), "Qwen2.5-3B": (64.0, 77.0, 87.6),
+        "Qwen2.5-7B": (76.8, 83.6, 91.0), "Qwen2.5-14B": (80.2, 85.6, 91.0), "Qwen2.5-32B": (82.4, 87.0, 90.6),
+        "Qwen2.5-72B": (83.8, 87.2, 91.8)}}
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #0244e169
+@dataclass(frozen=True)
+class TTSConfig(PaperConfig):
+    "The notebook's parameters, typed and checked (see the parameters cell for what each one means)."
+    run_dir: str = "../runs/smoke/tts"
+    figures_dir: str = "../figures/tts"
+    model: str = "embedded"
+    dataset: str = "arithmetic"
+    levels: list[int] = field(default_factory=lambda: [1, 2])
+    n_problems: int | None = 4
+    prms: list[str] = field(default_factory=lambda: ["oracle-arith", "oracle-arith+gold", "judge:embedded"])
+    search_prms: list[str] = field(default_factory=lambda: ["oracle-arith"])
+    budgets: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
+    search_budgets: list[int] = field(default_factory=lambda: [2, 4, 8])
+    beam_width: int = 2
+    max_iterations: int = 3
+    max_step_tokens: int = 20
+    max_tokens: int = 64
+    temperature: float = 0.7
+    top_p: float = 1.0
+    prompt_style: str = "short"
+    search_agg: str = "last"
+    search_selection: str = "PRM-Last-Max"
+    difficulty_scheme: str = "absolute"
+    subset_trials: int = 16
+    prm_max_sequences: int = 32
+    prm_max_tokens: int = 16384
+    policy_params: float | None = None
+    policy_label: str | None = None
+    torch_threads: int | None = None
+
+    def __post_init__(self): _check_tts_config(self)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #11a08bbd
+def _check_tts_config(c: TTSConfig) -> None:
+    for key in ("levels", "prms", "budgets"):
+        if not getattr(c, key): c.fail(key, "a non-empty list", getattr(c, key))
+    for key in ("budgets", "search_budgets"):
+        v = getattr(c, key)
+        if any(x < 1 for x in v) or len(set(v)) != len(v): c.fail(key, "distinct budgets >= 1", v)
+    if c.beam_width < 1: c.fail("beam_width", "an int >= 1", c.beam_width)
+    if any(n < c.beam_width or n % c.beam_width for n in c.search_budgets):
+        c.fail("search_budgets", f"multiples of beam_width={c.beam_width}", c.search_budgets)
+    if not set(c.search_prms) <= set(c.prms): c.fail("search_prms", f"a subset of prms {c.prms}", c.search_prms)
+    for key in ("max_iterations", "max_step_tokens", "max_tokens", "subset_trials", "prm_max_sequences", "prm_max_tokens"):
+        if getattr(c, key) < 1: c.fail(key, "an int >= 1", getattr(c, key))
+    if c.temperature < 0: c.fail("temperature", "a float >= 0", c.temperature)
+    if not 0 < c.top_p <= 1: c.fail("top_p", "a probability in (0, 1]", c.top_p)
+    if c.prompt_style not in PROMPTS: c.fail("prompt_style", f"one of {list(PROMPTS)}", c.prompt_style)
+    if c.search_selection not in SELECTIONS: c.fail("search_selection", f"one of {SELECTIONS}", c.search_selection)
+    if c.difficulty_scheme not in ("absolute", "quintile"):
+        c.fail("difficulty_scheme", "'absolute' or 'quintile'", c.difficulty_scheme)
+    aggregate([1.0], c.search_agg)                     # raises for an unknown aggregation
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #ff0f66d7
+def load_problems(cfg: TTSConfig) -> list[Problem]:
+    "The evaluation problems of `cfg`."
+    if cfg.dataset == "arithmetic":
+        return [p for lv in cfg.levels for p in load_benchmark(f"arithmetic-{lv}", limit=cfg.n_problems, seed=cfg.seed)]
+    return load_benchmark(cfg.dataset, limit=cfg.n_problems)
+
+
+def rule_dataset(dataset: str) -> str:
+    "The dataset whose compute-optimal rule applies to `dataset`."
+    return "aime24" if str(dataset).startswith("aime") else "math500"
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #e91789f4
+def policy_sampling(cfg: TTSConfig) -> Sampling:
+    "How the policy samples one solution in this run."
+    return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #5ad8e60d
+@dataclass
+class Samples:
+    "Stage 1: greedy CoT and N samples per problem (graded), each problem's Pass@1 and difficulty bin."
+    cot: list[SearchResult]
+    samples: list[SearchResult]
+    pass1: list[float]
+    bins: list[str]
+
+    @property
+    def problems(self) -> list[Problem]: return [r.problem for r in self.samples]
+
+    @property
+    def cot_acc(self) -> list[float]: return [float(r.candidates[0].correct) for r in self.cot]
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #a677e430
+def run_samples(backend: Backend, cfg: TTSConfig, problems: Sequence[Problem]) -> Samples:
+    "Greedy CoT and max(budgets) samples per problem, graded, with Pass@1 and the difficulty bins."
+    sp = policy_sampling(cfg)
+    cot = sample_cot(backend, problems, 1, replace(sp, temperature=0.0, top_p=1.0), prompt_style=cfg.prompt_style,
+                     desc="CoT")
+    samples = sample_cot(backend, problems, max(cfg.budgets), sp, prompt_style=cfg.prompt_style)
+    grade_results(cot)
+    grade_results(samples)
+    pass1 = pass_at(samples, 1)
+    return Samples(cot, samples, pass1, difficulty_bins(pass1, cfg.difficulty_scheme))
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #59bdde23
+def search_at_budgets(search: Callable, backend: Backend, prm: PRM, problems: Sequence[Problem],
+                      budgets: Sequence[int], m: int, **kw) -> dict[int, list[SearchResult]]:
+    "{N: one SearchResult per problem} for `search` (beam_search or dvts) at every budget N, in one batched run."
+    if len(set(budgets)) != len(budgets):
+        raise ValueError(f"search_at_budgets: budgets must be distinct, got {list(budgets)}")
+    res = search(backend, prm, [p for _ in budgets for p in problems], [N for N in budgets for _ in problems], m, **kw)
+    return {N: [r for r in res if r.n == N] for N in budgets}
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #c88e789a
+SEARCHES = {"Beam search": beam_search, "DVTS": dvts}
+
+
+@dataclass
+class PRMRun:
+    "Stage 2 for one PRM: the samples scored by it, and the searches it guided (method -> {N: results})."
+    name: str
+    num_parameters: float
+    scored: list[SearchResult]
+    sample_prm_tokens: int                                  # PRM tokens read to score the N samples
+    search: dict = field(default_factory=dict)              # "Beam search"/"DVTS" -> {N: [SearchResult per problem]}
+    search_prm_tokens: dict = field(default_factory=dict)   # method -> PRM tokens read by its run (all budgets)
+    seconds: float = 0.0
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #105481c1
+def run_prm(backend: Backend, prm: PRM, cfg: TTSConfig, samples: Samples, *, search: bool = True) -> PRMRun:
+    "Score the N samples with `prm`; if `search`, also run beam search and DVTS guided by it at every search budget."
+    t0 = time.time()
+    scored = copy.deepcopy(samples.samples)
+    before = prm.tokens_scored
+    score_results(prm, scored)
+    run = PRMRun(prm.name, float(getattr(prm, "num_parameters", 0) or 0), scored, prm.tokens_scored - before)
+    kw = dict(sampling=policy_sampling(cfg), max_iterations=cfg.max_iterations, max_step_tokens=cfg.max_step_tokens,
+              agg=cfg.search_agg, prompt_style=cfg.prompt_style)
+    for method, fn in SEARCHES.items() if search else ():
+        before = prm.tokens_scored
+        run.search[method] = search_at_budgets(fn, backend, prm, samples.problems, cfg.search_budgets,
+                                               cfg.beam_width, **kw)
+        grade_results([r for rr in run.search[method].values() for r in rr])
+        run.search_prm_tokens[method] = prm.tokens_scored - before
+    run.seconds = time.time() - t0
+    return run
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #1d5df05e
+def accuracy_table(samples: Samples, runs: dict[str, PRMRun], cfg: TTSConfig) -> pd.DataFrame:
+    "Per-problem accuracy: one row per (prm, method, N, problem), with the problem's difficulty bin."
+    rows = []
+    def add(spec, method, N, values):
+        rows.extend(dict(prm=spec, method=method, N=N, problem=i, bin=samples.bins[i], accuracy=float(v))
+                    for i, v in enumerate(values))
+    for spec, run in runs.items():
+        for N in cfg.budgets:
+            add(spec, "Pass@k", N, pass_at(samples.samples, N))
+            add(spec, "Majority", N, selection_accuracy(samples.samples, "majority", N, cfg.subset_trials, cfg.seed))
+            add(spec, "BoN", N, selection_accuracy(run.scored, "PRM-Last-Max", N, cfg.subset_trials, cfg.seed))
+            add(spec, "Weighted BoN", N, selection_accuracy(run.scored, "PRM-Last-Vote", N, cfg.subset_trials, cfg.seed))
+        for method, by_n in run.search.items():
+            for N, rr in by_n.items():
+                add(spec, method, N, [is_selected_correct(r.candidates, select_answer(r.candidates, cfg.search_selection))
+                                      for r in rr])
+    return pd.DataFrame(rows, columns=["prm", "method", "N", "problem", "bin", "accuracy"])
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #5afec818
+def per_problem(table: pd.DataFrame, prm: str, method: str, N: int) -> list[float] | None:
+    "The per-problem accuracies of one (prm, method, N) setting, in problem order; None if it was not run."
+    t = table[(table.prm == prm) & (table.method == method) & (table.N == N)]
+    return t.sort_values("problem", kind="stable").accuracy.tolist() if len(t) else None
+
+
+def mean_pct(values: Sequence[float]) -> float:
+    "The mean of per-problem accuracies, in %."
+    return 100.0 * sum(values) / max(len(values), 1)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #cd69c8d6
+def accuracy_means(table: pd.DataFrame) -> dict:
+    "{prm: {method: {str(N): accuracy %}}}, in the table's order."
+    out = {}
+    for (prm, method, N), t in table.groupby(["prm", "method", "N"], sort=False):
+        out.setdefault(prm, {}).setdefault(method, {})[str(N)] = mean_pct(t.accuracy.tolist())
+    return out
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #5f64da84
+def prm_label(spec: str, name: str) -> str:
+    "A readable name for the PRM `spec` (whose `PRM.name` is `name`)."
+    if name == "oracle-arith+gold":
+        return "ORACLE: arithmetic + gold answer"
+    if name.startswith("oracle"):
+        return "ORACLE: arithmetic checker"
+    return name + (" (LLM judge)" if spec.startswith("judge") else "")
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #ca60de2a
+STYLE = {"Pass@k": dict(color="0.5", ls="--", marker="."), "Majority": dict(color="C0", marker="o"),
+         "BoN": dict(color="C1", marker="s"), "Weighted BoN": dict(color="C2", marker="^"),
+         "Beam search": dict(color="C3", marker="D"), "DVTS": dict(color="C4", marker="v")}
+
+
+def _plot_curves(ax, table: pd.DataFrame, budgets: Sequence[int]) -> None:
+    "One curve per method of `table` (one PRM's rows): mean accuracy % against N."
+    for method, t in table.groupby("method", sort=False):
+        ns = sorted(t.N.unique())
+        ax.plot(ns, [mean_pct(t[t.N == n].accuracy.tolist()) for n in ns], label=method, **STYLE.get(method, {}))
+    ax.set_xscale("log", base=2)
+    ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.set_xlabel("generation budget N")
+    ax.set_ylim(-3, 103)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #362cb9bf
+def plot_fig4(table: pd.DataFrame, cfg: TTSConfig, labels: dict[str, str], policy: str):
+    "Figs. 4/5: accuracy vs budget, one panel per PRM."
+    import matplotlib.pyplot as plt
+    from reasonbook.plots import figure_title
+    fig, axes = plt.subplots(1, len(cfg.prms), figsize=(5.2 * len(cfg.prms), 4), squeeze=False)
+    for ax, spec in zip(axes[0], cfg.prms):
+        _plot_curves(ax, table[table.prm == spec], cfg.budgets)
+        ax.set_title(f"PRM: {labels[spec]}" + ("" if spec in cfg.search_prms else "\n(beam search / DVTS not run)"),
+                     fontsize=9)
+        ax.set_ylabel("accuracy (%)")
+    axes[0][0].legend(fontsize=8)
+    fig.suptitle(figure_title(f"TTS accuracy vs budget on {cfg.dataset} (beam width M={cfg.beam_width})",
+                              cfg.profile, policy), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #43c376b6
+def plot_fig8(table: pd.DataFrame, cfg: TTSConfig, labels: dict[str, str], policy: str):
+    "Figs. 8/9: accuracy vs budget within each difficulty bin (columns), one row per PRM."
+    import matplotlib.pyplot as plt
+    from reasonbook.plots import figure_title
+    order = ["easy", "medium", "hard"] if cfg.difficulty_scheme == "absolute" else [f"level{i}" for i in range(1, 6)]
+    bins = [b for b in order if b in set(table.bin)]
+    fig, axes = plt.subplots(len(cfg.prms), len(bins), figsize=(4.2 * len(bins), 3.4 * len(cfg.prms)), squeeze=False)
+    for r, spec in enumerate(cfg.prms):
+        for c, b in enumerate(bins):
+            t = table[(table.prm == spec) & (table.bin == b)]
+            _plot_curves(axes[r][c], t, cfg.budgets)
+            axes[r][c].set_title(f"{b} ({t.problem.nunique()} problems) · PRM: {labels[spec]}", fontsize=8)
+    axes[0][0].legend(fontsize=7)
+    fig.suptitle(figure_title(f"TTS accuracy by difficulty ({cfg.difficulty_scheme} bins of Pass@1) on {cfg.dataset}",
+                              cfg.profile, policy), fontsize=10)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #d6872fe0
+def table2_voting(runs: dict[str, PRMRun]) -> pd.DataFrame:
+    "Accuracy % of every selection rule on all N samples: one row per (prm, selection)."
+    return pd.DataFrame([dict(prm=spec, selection=s, accuracy=100 * (sum(selection_accuracy(run.scored, s)) / len(run.scored)))
+                         for spec, run in runs.items() for s in SELECTIONS], columns=["prm", "selection", "accuracy"])
+
+
+def table2_vs_paper(t2: pd.DataFrame, labels: dict[str, str], n: int) -> pd.DataFrame:
+    "Table 2 as in the paper (selections as rows), the paper's two PRM columns first."
+    ours = {f"ours {labels[p]} (N={n})": [round(a, 1) for a in t.accuracy] for p, t in t2.groupby("prm", sort=False)}
+    return pd.DataFrame({"selection": list(SELECTIONS),
+                         "paper Skywork-PRM-7B": [PAPER["table2"][s][0] for s in SELECTIONS],
+                         "paper Qwen2.5-Math-PRM-7B": [PAPER["table2"][s][1] for s in SELECTIONS], **ours})
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #3655e0ee
+_RULE_NAME = {"beam_search": "Beam search", "dvts": "DVTS", "best_of_n": "BoN"}
+
+
+def table5_compute_optimal(table: pd.DataFrame, samples: Samples, cfg: TTSConfig, labels: dict[str, str],
+                           policy: str, policy_params: float) -> pd.DataFrame:
+    "Table 5 for this run: one row per PRM."
+    N, bins, rows = max(cfg.search_budgets), samples.bins, []
+    rule = {b: compute_optimal_method(policy_params, rule_dataset(cfg.dataset), b) for b in set(bins)}
+    for spec in cfg.prms:
+        cand = {m: a for m in ("Majority", "BoN", "Weighted BoN", "Beam search", "DVTS")
+                if (a := per_problem(table, spec, m, N)) is not None}
+        choice, co_acc, _ = reward_aware_choice(cand, bins, folds=2, seed=cfg.seed)
+        have_rule = all(_RULE_NAME[rule[b]] in cand for b in set(bins))
+        rule_acc = [cand[_RULE_NAME[rule[bins[i]]]][i] for i in range(len(bins))] if have_rule else None
+        rows.append({"policy": policy, "PRM": labels[spec], "CoT": round(mean_pct(samples.cot_acc), 1),
+                     f"Majority@{N}": round(mean_pct(cand["Majority"]), 1),
+                     f"compute-optimal@{N} (reward-aware, cross-fit)": round(mean_pct(co_acc), 1),
+                     "choice per bin": json.dumps(choice), f"paper rule ({_RULE_NAME[rule[bins[0]]]})@{N}":
+                     round(mean_pct(rule_acc), 1) if rule_acc is not None else "not run"})
+    return pd.DataFrame(rows, dtype=object)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #f1f06603
+def cost_table(samples: Samples, runs: dict[str, PRMRun], cfg: TTSConfig) -> pd.DataFrame:
+    "Tokens spent per (prm, method, N): generated by the policy, and read by the PRM."
+    rows, n_max = [], max(cfg.budgets)
+    total = sum(r.gen_tokens for r in samples.samples)
+    for spec, run in runs.items():
+        for N in cfg.budgets:          # a size-N subset of the samples costs N/N_max of them
+            rows += [dict(prm=spec, method=m, N=N, gen_tokens=total * N / n_max,
+                          prm_tokens=0 if m == "Majority" else run.sample_prm_tokens * N / n_max)
+                     for m in ("Majority", "BoN", "Weighted BoN")]
+        for method, by_n in run.search.items():
+            chars = max(sum(r.prm_chars for rr in by_n.values() for r in rr), 1)
+            rows += [dict(prm=spec, method=method, N=N, gen_tokens=sum(r.gen_tokens for r in rr),
+                          prm_tokens=run.search_prm_tokens[method] * sum(r.prm_chars for r in rr) / chars)
+                     for N, rr in by_n.items()]
+    return pd.DataFrame(rows, columns=["prm", "method", "N", "gen_tokens", "prm_tokens"], dtype=object)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #a32a3d4a
+def table4_flops(costs: pd.DataFrame, table: pd.DataFrame, samples: Samples, runs: dict[str, PRMRun],
+                 cfg: TTSConfig, labels: dict[str, str], policy: str, policy_params: float) -> pd.DataFrame:
+    "Table 4 for this run: FLOPs of policy + TTS at the largest search budget, of its CoT, and of a 405B CoT."
+    N, rows = max(cfg.search_budgets), []
+    cot_tokens = sum(r.gen_tokens for r in samples.cot)
+    for spec in cfg.prms:
+        for m in ("Beam search", "DVTS", "BoN"):
+            c = costs[(costs.prm == spec) & (costs.method == m) & (costs.N == N)]
+            if not len(c):
+                continue
+            g, t = c.gen_tokens.iloc[0], c.prm_tokens.iloc[0]
+            f = inference_flops(policy_params, g, runs[spec].num_parameters, t)
+            rows.append({"setting": f"{policy} + {m}@{N}", "PRM": labels[spec],
+                         "accuracy %": round(mean_pct(per_problem(table, spec, m, N)), 1), "generated tokens": int(g),
+                         "inference FLOPs (policy)": f"{f['policy']:.3g}", "inference FLOPs (+PRM)": f"{f['total']:.3g}"})
+    for name, params, acc in ((f"{policy} CoT", policy_params, round(mean_pct(samples.cot_acc), 1)),
+                              ("Llama-3.1-405B CoT (what-if, same tokens)", 405e9, None)):
+        rows.append({"setting": name, "PRM": "-", "accuracy %": acc, "generated tokens": cot_tokens,
+                     "inference FLOPs (policy)": f"{inference_flops(params, cot_tokens)['policy']:.3g}",
+                     "inference FLOPs (+PRM)": "-"})
+    return pd.DataFrame(rows, dtype=object)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #c817868a
+def paper_table5() -> pd.DataFrame:
+    "The paper's Table 5 (MATH-500): CoT, majority and compute-optimal TTS per policy."
+    return pd.DataFrame([{"policy": k, "CoT": v[0], "Majority": v[1], "compute-optimal": v[2]}
+                         for k, v in PAPER["table5"].items()])
+
+
+def paper_table4() -> pd.DataFrame:
+    "The paper's Table 4, with the 6PD check of its pre-training FLOPs."
+    return pd.DataFrame([{"model": k, "pre-training FLOPs": f"{v[0]:.4g}", "inference FLOPs": f"{v[1]:.3g}",
+                          "6PD check": f"{pretraining_flops(*((3e9, 9e12) if '3B' in k else (405e9, 15e12))):.4g}"}
+                         for k, v in PAPER["table4"].items()])
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #0f5811e0
+def paper_vs_ours_rows(table: pd.DataFrame, t2: pd.DataFrame, samples: Samples, cfg: TTSConfig,
+                       labels: dict[str, str]) -> list[dict]:
+    "Rows for `reasonbook.plots.paper_vs_ours`."
+    first = cfg.search_prms[0] if cfg.search_prms else cfg.prms[0]
+    n_max, n_co, n_lo = max(cfg.budgets), max(cfg.search_budgets), min(cfg.search_budgets)
+    acc = lambda m, N: mean_pct(per_problem(table, first, m, N))
+    beam = first in cfg.search_prms
+    cot = mean_pct(samples.cot_acc)
+    t2f = dict(zip(t2[t2.prm == first].selection, t2[t2.prm == first].accuracy))
+    return [
+        {"what": "TTS beats CoT of the same policy (Table 5: L-1B 26.0 -> 66.2)", "paper": 66.2 - 26.0,
+         "ours": round(acc("Beam search", n_co) - cot, 1) if beam else None,
+         "note": f"beam search N={n_co} minus CoT, PRM {labels[first]}"},
+        {"what": "majority vote gain over CoT (L-1B 26.0 -> 39.0)", "paper": 39.0 - 26.0,
+         "ours": round(acc("Majority", n_max) - cot, 1), "note": f"N={n_max}"},
+        {"what": "beam N=4 ~ BoN N=16 (HF study)", "paper": "beam@4 ≈ BoN@16",
+         "ours": f"beam@{n_lo} {acc('Beam search', n_lo):.1f} vs BoN@{n_max} {acc('BoN', n_max):.1f}" if beam else None,
+         "note": "smaller budgets here"},
+        {"what": "Table 2: PRM-Last-Vote (Skywork-PRM-7B)", "paper": PAPER["table2"]["PRM-Last-Vote"][0],
+         "ours": round(t2f["PRM-Last-Vote"], 1), "note": labels[first]},
+        {"what": "Table 2: majority (Skywork column)", "paper": PAPER["table2"]["majority"][0],
+         "ours": round(t2f["majority"], 1), "note": f"N={n_max}"},
+        {"what": "Llama-3.2-3B pre-training FLOPs 6PD", "paper": 1.62e23, "ours": pretraining_flops(3e9, 9e12),
+         "note": "formula check"},
+        {"what": "Llama-3.1-405B pre-training FLOPs 6PD", "paper": 3.645e25, "ours": pretraining_flops(405e9, 15e12),
+         "note": "formula check"}]

@@ -4,11 +4,27 @@ from collections import Counter
 
 import pytest
 
+import ast
+import json
+from dataclasses import replace
+
+from conftest import ROOT
+from reasonbook.backends import Sampling
+from reasonbook.cli import run_parameters
 from reasonbook.data import Problem, split_steps
+from reasonbook.plots import write_metrics
 from reasonbook.prm import OraclePRM, aggregate
-from reasonbook.tts import (SELECTIONS, Candidate, ToyBackend, beam_search, best_of_n, compute_optimal_method,
-                            difficulty_bins, dvts, grade_results, inference_flops, pass_at, pretraining_flops,
-                            reward_aware_choice, sample_solutions, score_results, select_answer, selection_accuracy)
+from reasonbook.runs import ConfigError
+from reasonbook.testing import ToyBackend
+from reasonbook.tts import (TTSConfig, accuracy_means, accuracy_table, beam_search, compute_optimal_method,
+                            cost_table, difficulty_bins, dvts, inference_flops, paper_vs_ours_rows, plot_fig4,
+                            plot_fig8, pretraining_flops, prm_label, reward_aware_choice, run_prm, run_samples,
+                            search_at_budgets, table2_voting, table4_flops, table5_compute_optimal)
+
+def sp(seed=0):
+    "The policy sampling of these tests (the toy policy reads only the seed and the stop strings)."
+    return Sampling(temperature=0.8, max_tokens=10_000, seed=seed)
+
 
 PROBS = [Problem("a", "Add 3, 4, 5, 6, 7 and 8.", "33"), Problem("b", "Add 11, 12, 13, 14, 15 and 16.", "81"),
          Problem("c", "Add 2, 9, 4, 1, 5 and 6.", "27")]
@@ -27,7 +43,7 @@ def _by_problem(call):
 def test_beam_search_keeps_n_over_m_and_expands_each_into_m(n, m):
     toy = ToyBackend(p_correct=0.6, noise=True)       # noise: no duplicate texts, so exactly N/M survive
     prm = OraclePRM()
-    res = beam_search(PROBS, toy, prm, n=n, m=m, max_iterations=4, max_tokens=10_000, agg="min", seed=3)
+    res = beam_search(toy, prm, PROBS, n=n, m=m, sampling=sp(3), max_iterations=4, agg="min")
     assert len(toy.calls) == 4                         # one call per iteration, all problems together
     first = _by_problem(toy.calls[0])
     assert len(first) == len(PROBS)
@@ -54,14 +70,13 @@ def test_beam_search_survivors_are_top_scoring():
     """Re-score every child the search saw: no dropped child outscores a kept one (agg=min, oracle PRM)."""
     toy = ToyBackend(p_correct=0.5, noise=True)
     prm = OraclePRM()
-    beam_search(PROBS[:1], toy, prm, n=8, m=2, max_iterations=3, max_tokens=10_000, agg="min", seed=5)
+    beam_search(toy, prm, PROBS[:1], n=8, m=2, sampling=sp(5), max_iterations=3, agg="min")
     q = PROBS[0].question
     for t in range(1, 3):
         kept = {sol for sol, _ in _by_problem(toy.calls[t])[next(iter(_by_problem(toy.calls[t])))]}
         # children of call t-1: regenerate them with the same seeds through the toy backend
-        from reasonbook.backends import Sampling
-        sp = Sampling(temperature=0.8, max_tokens=10_000, seed=5, stop=("\n\n",), include_stop_str_in_output=True)
-        outs = ToyBackend(p_correct=0.5, noise=True).generate_samples(toy.calls[t - 1], sp)
+        step = replace(sp(5), stop=("\n\n",), include_stop_str_in_output=True)
+        outs = ToyBackend(p_correct=0.5, noise=True).generate_samples(toy.calls[t - 1], step)
         children = [p.partition("\nAnswer: ")[2] + c.text for (p, _), c in zip(toy.calls[t - 1], outs)]
         score = {c: aggregate(s, "min") for c, s in zip(children, prm.score([(q, split_steps(c)) for c in children]))}
         assert kept <= set(children)
@@ -70,7 +85,7 @@ def test_beam_search_survivors_are_top_scoring():
 
 def test_beam_search_filters_duplicates():
     toy = ToyBackend(p_correct=1.0, noise=False)      # every sample identical
-    beam_search(PROBS[:2], toy, OraclePRM(), n=8, m=2, max_iterations=3, max_tokens=10_000, seed=0)
+    beam_search(toy, OraclePRM(), PROBS[:2], n=8, m=2, sampling=sp(0), max_iterations=3)
     for t in (1, 2):
         for reqs in _by_problem(toy.calls[t]).values():
             assert len({sol for sol, _ in reqs}) == 1 and len(reqs) == 2    # 1 unique survivor x M children
@@ -78,8 +93,8 @@ def test_beam_search_filters_duplicates():
 
 def test_beam_search_stops_finished_beams_and_returns_them():
     toy = ToyBackend(p_correct=1.0, noise=True)
-    res = beam_search([Problem("s", "Add 1 and 2.", "3")], toy, OraclePRM(), n=4, m=2, max_iterations=40,
-                      max_tokens=10_000, seed=0)
+    res = beam_search(toy, OraclePRM(), [Problem("s", "Add 1 and 2.", "3")], n=4, m=2, sampling=sp(0),
+                      max_iterations=40)
     r = res[0]
     assert r.iterations == 2 and len(toy.calls) == 2           # step, then the boxed answer + EOS
     assert all(c.finish_reason == "stop" and c.answer == "3" for c in r.candidates)
@@ -87,24 +102,24 @@ def test_beam_search_stops_finished_beams_and_returns_them():
 
 
 def test_beam_search_batched_equals_one_problem_at_a_time():
-    kw = dict(n=8, m=2, max_iterations=5, max_tokens=10_000, seed=7)
+    kw = dict(n=8, m=2, sampling=sp(7), max_iterations=5)
     batched_backend = ToyBackend(p_correct=0.6, noise=True)
-    batched = beam_search(PROBS, batched_backend, OraclePRM(), **kw)
+    batched = beam_search(batched_backend, OraclePRM(), PROBS, **kw)
     single_backend = ToyBackend(p_correct=0.6, noise=True)
-    single = [beam_search([p], single_backend, OraclePRM(), **kw)[0] for p in PROBS]
+    single = [beam_search(single_backend, OraclePRM(), [p], **kw)[0] for p in PROBS]
     assert [[c.text for c in r.candidates] for r in batched] == [[c.text for c in r.candidates] for r in single]
     assert len(batched_backend.calls) < len(single_backend.calls)
 
 
 def test_beam_search_rejects_bad_budget():
     with pytest.raises(ValueError, match="divisible"):
-        beam_search(PROBS, ToyBackend(), OraclePRM(), n=6, m=4)
+        beam_search(ToyBackend(), OraclePRM(), PROBS, n=6, m=4)
 
 
 @pytest.mark.parametrize("n,m", [(8, 2), (16, 4), (4, 1)])
 def test_dvts_returns_n_candidates_from_n_over_m_independent_subtrees(n, m):
     toy = ToyBackend(p_correct=0.6, noise=False)      # no noise: subtrees often share prefixes -> must stay apart
-    res = dvts(PROBS, toy, OraclePRM(), n=n, m=m, max_iterations=4, max_tokens=10_000, seed=2)
+    res = dvts(toy, OraclePRM(), PROBS, n=n, m=m, sampling=sp(2), max_iterations=4)
     for r in res:
         assert len(r.candidates) == n
         assert Counter(c.subtree for c in r.candidates) == {t: m for t in range(n // m)}
@@ -133,43 +148,9 @@ def test_dvts_returns_n_candidates_from_n_over_m_independent_subtrees(n, m):
 
 def test_dvts_one_call_per_iteration_across_problems():
     toy = ToyBackend(p_correct=0.6, noise=True)
-    res = dvts(PROBS, toy, OraclePRM(), n=8, m=2, max_iterations=3, max_tokens=10_000)
+    res = dvts(toy, OraclePRM(), PROBS, n=8, m=2, sampling=sp(0), max_iterations=3)
     assert len(toy.calls) == 3 and all(len(_by_problem(c)) == len(PROBS) for c in toy.calls)
     assert all(len(c) == len(PROBS) * 8 for c in toy.calls)
-
-
-def _cand(ans, scores):
-    return Candidate(f"so the answer is \\boxed{{{ans}}}", step_scores=scores)
-
-
-def test_weighted_best_of_n_hand_computed():
-    # last-step scores: 5 -> 0.3 + 0.3 = 0.6 ; 7 -> 0.5 ; 9 -> 0.45
-    cands = [_cand(5, [0.9, 0.3]), _cand(5, [0.2, 0.3]), _cand(7, [0.1, 0.5]), _cand(9, [0.8, 0.45])]
-    assert best_of_n(cands) == "7"                        # vanilla: the single best last score
-    assert best_of_n(cands, weighted=True) == "5"         # weighted: 0.6 > 0.5 > 0.45
-    # with weights tipping the other way
-    cands2 = [_cand(5, [0.2]), _cand(5, [0.2]), _cand(7, [0.5])]
-    assert best_of_n(cands2, weighted=True) == "7"        # 0.5 > 0.4
-    assert select_answer(cands2, "majority") == "5"
-    # min aggregation: mins 0.3, 0.2, 0.1, 0.45 -> Max picks 9; Vote: 5 -> 0.5, 7 -> 0.1, 9 -> 0.45 -> 5
-    assert select_answer(cands, "PRM-Min-Max") == "9" and select_answer(cands, "PRM-Min-Vote") == "5"
-    assert len(SELECTIONS) == 7
-
-
-def test_sampling_bon_and_accuracy_on_toy():
-    toy = ToyBackend(p_correct=0.8)
-    res = sample_solutions(PROBS, toy, n=8, seed=1)
-    assert len(toy.calls) == 1 and len(toy.calls[0]) == 24
-    grade_results(res)
-    score_results(res, OraclePRM())
-    p1 = pass_at(res, 1)
-    assert p1 == pytest.approx([sum(c.correct for c in r.candidates) / 8 for r in res])
-    # with the arithmetic oracle and min aggregation, a problem with a fully-correct chain is always solved by BoN
-    bon = selection_accuracy(res, "PRM-Min-Max")
-    has_clean = [any(c.score("min") >= 0.5 for c in r.candidates) for r in res]
-    assert any(has_clean)
-    assert all(b == 1.0 for b, h in zip(bon, has_clean) if h)
-    assert all(0 <= x <= 1 for x in selection_accuracy(res, "majority", k=2, trials=4))
 
 
 def test_difficulty_bins():
@@ -192,15 +173,118 @@ def test_compute_optimal_rule_and_reward_aware_choice():
     bins = ["easy", "easy", "hard", "hard", "easy", "hard"]
     choice, acc, used = reward_aware_choice(pp, bins)
     assert choice == {"easy": "bon", "hard": "beam"} and acc == [1, 1, 1, 1, 1, 1]
-    _, acc2, used2 = reward_aware_choice(pp, bins, folds=2, seed=0)
-    assert len(acc2) == 6 and set(used2) <= {"bon", "beam"}
+
+
+
+def test_reward_aware_choice_cross_fits():
+    """With folds, a problem's method is chosen on the other folds only: the choice can differ from the full one, the
+    accuracy is read from the method actually used, and a bin absent from the other folds falls back to the full
+    choice."""
+    pp = {"x": [1, 0, 0, 1], "y": [0, 1, 1, 0]}
+    bins = ["easy", "easy", "easy", "hard"]
+    full, acc, used = reward_aware_choice(pp, bins, folds=4)        # leave-one-out: independent of the seed
+    assert full == {"easy": "y", "hard": "x"}
+    # easy problems: without problem 0 y leads 2-0; without 1 or 2 it is 1-1, and ties go to the first method, x
+    assert used == ["y", "x", "x", "x"]                             # problem 3 is the only "hard": full choice
+    assert acc == [pp[m][i] for i, m in enumerate(used)] == [0, 0, 0, 1]
+    # two folds: recompute the choice by hand from the same seeded permutation
+    import random
+    perm = list(range(4)); random.Random(5).shuffle(perm)
+    fold = {i: k % 2 for k, i in enumerate(perm)}
+    _, acc2, used2 = reward_aware_choice(pp, bins, folds=2, seed=5)
+    for i in range(4):
+        train = [j for j in range(4) if fold[j] != fold[i] and bins[j] == bins[i]]
+        want = max(pp, key=lambda m: (sum(pp[m][j] for j in train), -list(pp).index(m))) if train else full[bins[i]]
+        assert used2[i] == want and acc2[i] == pp[want][i]
 
 
 def test_flops_table4():
     assert pretraining_flops(3e9, 9e12) == pytest.approx(1.62e23)          # Llama-3.2-3B
     assert pretraining_flops(405e9, 15e12) == pytest.approx(3.645e25)      # Llama-3.1-405B
-    # inference 2PT: the paper's 405B CoT figure 4.25e17 corresponds to ~5.25e5 generated tokens
-    assert inference_flops(405e9, 4.25e17 / (2 * 405e9))["policy"] == pytest.approx(4.25e17)
+    assert inference_flops(405e9, 1000)["policy"] == pytest.approx(8.1e14)   # 2 x 405e9 x 1000, by hand
     f = inference_flops(3e9, 1e6, prm_params=7e9, prm_tokens=2e6)
     assert f["policy"] == pytest.approx(6e15) and f["prm"] == pytest.approx(2.8e16)
     assert f["total"] == pytest.approx(3.4e16)
+
+
+def _parameters_cell():
+    nb = json.loads((ROOT / "nbs" / "20_tts_compute_optimal.ipynb").read_text())
+    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    tree = ast.parse("".join(cell["source"]))
+    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)}
+
+
+def test_config_defaults_are_the_parameters_cell():
+    """TTSConfig's defaults are the smoke profile of the parameters cell: the two cannot drift apart."""
+    params = _parameters_cell()
+    assert TTSConfig.from_params(params) == TTSConfig()
+    assert set(params) == set(TTSConfig.__dataclass_fields__)
+
+
+@pytest.mark.parametrize("profile", ["tiny", "full"])
+def test_profiles_validate(profile, tmp_path):
+    params = {**_parameters_cell(), **run_parameters(ROOT, "tts", profile, {}, tmp_path)}
+    cfg = TTSConfig.from_params(params)
+    assert cfg.profile == profile
+
+
+def test_wrong_values_fail_before_any_model_loads():
+    with pytest.raises(ConfigError, match="'search_budgets'.*multiples of beam_width=4"):
+        TTSConfig.from_params({"beam_width": 4, "search_budgets": [4, 6]})
+    with pytest.raises(ConfigError, match="'max_tokens' expects int"):
+        TTSConfig.from_params({"max_tokens": 6.5})
+    with pytest.raises(ConfigError, match="'difficulty_scheme'"):
+        TTSConfig(difficulty_scheme="deciles")
+    with pytest.raises(ValueError, match="aggregation"):
+        TTSConfig(search_agg="median")
+
+
+def test_search_at_budgets_equals_one_run_per_budget():
+    for search in (beam_search, dvts):
+        kw = dict(sampling=sp(4), max_iterations=4)
+        by_n = search_at_budgets(search, ToyBackend(p_correct=0.6, noise=True), OraclePRM(), PROBS, [2, 4, 8], 2, **kw)
+        for N, rr in by_n.items():
+            alone = search(ToyBackend(p_correct=0.6, noise=True), OraclePRM(), PROBS, N, 2, **kw)
+            assert [r.problem for r in rr] == PROBS and all(r.n == N for r in rr)
+            assert [[c.text for c in r.candidates] for r in rr] == [[c.text for c in r.candidates] for r in alone]
+    with pytest.raises(ValueError, match="distinct"):
+        search_at_budgets(beam_search, ToyBackend(), OraclePRM(), PROBS, [2, 2], 2)
+
+
+def test_pipeline_end_to_end_on_the_toy_policy(tmp_path):
+    """Every run_*/plot_*/table function of the reproduction, on the toy policy with two PRMs of which one guides
+    search: the shapes, the cross-references between tables, and a metrics dict that writes as strict JSON."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    cfg = TTSConfig(prms=["oracle-arith", "oracle-arith+gold"], search_prms=["oracle-arith"], budgets=[1, 2, 4],
+                    search_budgets=[2, 4], beam_width=2, max_iterations=6, max_tokens=200, subset_trials=4)
+    toy = ToyBackend(p_correct=0.6)
+    samples = run_samples(toy, cfg, PROBS)
+    runs = {"oracle-arith": run_prm(toy, OraclePRM(), cfg, samples, search=True),
+            "oracle-arith+gold": run_prm(toy, OraclePRM(golds={p.question: p.answer for p in PROBS}), cfg, samples,
+                                         search=False)}
+    labels = {s: prm_label(s, r.name) for s, r in runs.items()}
+    table = accuracy_table(samples, runs, cfg)
+    means = accuracy_means(table)
+    assert list(means["oracle-arith"]) == ["Pass@k", "Majority", "BoN", "Weighted BoN", "Beam search", "DVTS"]
+    assert list(means["oracle-arith+gold"]) == ["Pass@k", "Majority", "BoN", "Weighted BoN"]
+    assert len(table) == len(PROBS) * (2 * 4 * 3 + 2 * 2)
+    # the outcome oracle knows the gold answer: its Best-of-N is at the Pass@k ceiling on all the samples
+    assert means["oracle-arith+gold"]["BoN"]["4"] == means["oracle-arith+gold"]["Pass@k"]["4"]
+    figs = [plot_fig4(table, cfg, labels, "toy"), plot_fig8(table, cfg, labels, "toy")]
+    assert "not run" in figs[0].axes[1].get_title()
+    plt.close("all")
+    t2 = table2_voting(runs)
+    t5 = table5_compute_optimal(table, samples, cfg, labels, "toy", 1e6)
+    t4 = table4_flops(cost_table(samples, runs, cfg), table, samples, runs, cfg, labels, "toy", 1e6)
+    assert len(t2) == 2 * 7 and len(t5) == 2
+    assert list(t5["paper rule (Beam search)@4"]) == [round(means["oracle-arith"]["Beam search"]["4"], 1), "not run"]
+    assert [r["accuracy %"] for r in t4.to_dict("records")][:3] == [
+        round(means["oracle-arith"][m]["4"], 1) for m in ("Beam search", "DVTS", "BoN")]
+    rows = paper_vs_ours_rows(table, t2, samples, cfg, labels)
+    assert rows[0]["ours"] == round(means["oracle-arith"]["Beam search"]["4"] - 100 * sum(samples.cot_acc) / 3, 1)
+    metrics = {"accuracy": means, "table2": {p: dict(zip(t.selection, t.accuracy)) for p, t in t2.groupby("prm")},
+               "table5": t5.to_dict("records"), "flops": t4.to_dict("records")}
+    back = json.loads(write_metrics(tmp_path, metrics).read_text())
+    assert back["flops"][-1]["accuracy %"] is None and back["table5"][1]["paper rule (Beam search)@4"] == "not run"

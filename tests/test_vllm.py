@@ -215,8 +215,8 @@ def test_beam_search_step_same_structure_as_transformers(vb, hf):
     from reasonbook.data import arithmetic_dataset
     from reasonbook.prm import OraclePRM
     problems = arithmetic_dataset(2, level=1, seed=0)
-    kw = dict(n=4, m=2, max_iterations=2, max_step_tokens=16, max_tokens=32, temperature=0.8, seed=0)
-    runs = {name: tts.beam_search(problems, b, OraclePRM(), **kw) for name, b in (("vllm", vb), ("hf", hf))}
+    kw = dict(n=4, m=2, max_iterations=2, max_step_tokens=16, sampling=Sampling(temperature=0.8, max_tokens=32, seed=0))
+    runs = {name: tts.beam_search(b, OraclePRM(), problems, **kw) for name, b in (("vllm", vb), ("hf", hf))}
     for name, res in runs.items():
         assert len(res) == len(problems), name
         for r in res:
