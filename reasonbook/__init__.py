@@ -2,10 +2,12 @@
 
 Modules:
 
+- `reasonbook.arith`: One safe arithmetic evaluator and one equation reader: the ground truth behind `wcse.arithmetic_step_check` (the false-positive-rate judge on generated arithmetic data) and `prm.OraclePRM` (an oracle step scorer).
 - `reasonbook.backends`: One generation interface for every notebook: Hugging Face transformers (CPU or CUDA), vLLM and any OpenAI-compatible server (`reasonbook.serving`), and the embedded default model.
 - `reasonbook.data`: One `Problem` schema; loaders for the benchmarks of the four papers (local JSONL/parquet or Hugging Face Hub); the generated arithmetic dataset that the embedded model runs on.
 - `reasonbook.grading`: Final-answer extraction, answer normalisation, equivalence under a hard timeout, voting, and the sampling metrics (pass@k, cov@k, maj@k) used by every paper notebook.
 - `reasonbook.prm`: One interface for step-level verifiers: `PRM.score(batch) -> one score per step`, bounded batching, adapters for the four scoring conventions used in the test-time-scaling literature, and two PRMs that run on a CPU.
+- `reasonbook.reasoners`: Model organisms for the four papers: Llama models of three sizes and a process reward model, trained here on a CPU on generated arithmetic chains, shipped as safetensors, loadable by name.
 - `reasonbook.s1`: Muennighoff et al., 2025 ([arXiv 2501.19393](https://arxiv.org/abs/2501.19393)): fine-tune a model on 1,000 hand-picked reasoning traces (s1K) and control how long it thinks at test time by **budget forcing** — cut the thinking at a token cap, or suppress the end-of-thinking delimiter and append "Wait" to make it think longer. More thinking tokens give higher accuracy (sequential scaling), and budget forcing controls the length better than prompting for it.
 - `reasonbook.serving`: The same `Backend` interface on vLLM (`VLLMBackend`, the offline engine) and on any OpenAI-compatible completions server (`OpenAIBackend`), plus the helpers that start and stop such servers.
 - `reasonbook.synthetic`: Setlur, Garg, Geng, Garg, Smith, Kumar (2024), arXiv 2406.14532 — synthetic positives (SFT, RFT), synthetic negatives (standard DPO) and **per-step DPO** with Monte-Carlo advantages, plus the data-scaling laws.
