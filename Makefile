@@ -51,6 +51,7 @@ test-vllm:
 
 bench: install
 	$(PY) benchmarks/run.py
+	$(PY) benchmarks/reasoners.py
 
 export: install
 	$(VENV)/bin/nbdev-export
