@@ -34,11 +34,12 @@ def _records(run_dir):
 
 
 TIMING_WORDS = ("second", "time", "minute", "elapsed", "overhead")
+PATH_KEYS = ("run_dir", "figures_dir")       # the typed config records where the run wrote
 
 
 def _deterministic(x):
-    "Everything in a metrics file but wall-clock measurements (keys or table rows that name a time)."
-    timing = lambda s: any(w in str(s).lower() for w in TIMING_WORDS) or str(s).endswith("_s")
+    "Everything in a metrics file but wall-clock measurements (keys or table rows that name a time) and output paths."
+    timing = lambda s: any(w in str(s).lower() for w in TIMING_WORDS) or str(s).endswith("_s") or s in PATH_KEYS
     if isinstance(x, dict):
         if timing(x.get("what", "")): return None
         return {k: _deterministic(v) for k, v in x.items() if not timing(k)}
