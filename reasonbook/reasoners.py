@@ -22,6 +22,7 @@ from typing import Callable, Sequence
 import torch
 
 from .data import Problem, split_steps
+from .grading import majority_vote, weighted_vote
 
 # %% auto #0
 __all__ = ['REASONER_LEVELS', 'TRAIN_LEVELS', 'THINK', 'ANSWER', 'IM_START', 'IM_END', 'SPECIAL_TOKENS', 'CHARS', 'CHAT_TEMPLATE',
@@ -30,7 +31,7 @@ __all__ = ['REASONER_LEVELS', 'TRAIN_LEVELS', 'THINK', 'ANSWER', 'IM_START', 'IM
            'reasoner_prompt', 'training_example', 'pad_batch', 'lm_batch', 'reasoner_config', 'lr_at', 'train_steps',
            'save_reasoner', 'train_reasoner', 'reasoner_path', 'step_labels', 'prm_solution', 'prm_batch', 'prm_loss',
            'train_prm', 'train_all', 'main', 'boxed_int', 'bootstrap_ci', 'sample_metrics', 'evaluate_level',
-           'prm_step_scores', 'weighted_vote', 'eval_table']
+           'prm_step_scores', 'eval_table']
 
 # %% ../nbs/08_reasoners.ipynb #825b54d2
 REASONER_LEVELS = {k: f"{k} operation{'s' if k > 1 else ''} (+/- a digit)" for k in range(1, 7)}
@@ -428,16 +429,14 @@ def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, lev
 # %% ../nbs/08_reasoners.ipynb #cf1872bb
 def sample_metrics(greedy: Sequence[str], samples: Sequence[Sequence[str]], golds: Sequence[str]) -> dict:
     "Per-problem lists: greedy, pass@1, pass@n, maj@n (1.0/0.0, pass@1 a fraction) from completion texts."
-    from collections import Counter
     out = dict(greedy=[], pass1=[], passn=[], majn=[])
     for g, ss, gold in zip(greedy, samples, golds):
         ans = [boxed_int(s) for s in ss]
         ok = [a == gold for a in ans]
-        votes = Counter(a for a in ans if a is not None)
         out["greedy"].append(float(boxed_int(g) == gold))
         out["pass1"].append(sum(ok) / len(ok))
         out["passn"].append(float(any(ok)))
-        out["majn"].append(float(bool(votes) and votes.most_common(1)[0][0] == gold))
+        out["majn"].append(float(majority_vote(ans) == gold))
     return out
 
 # %% ../nbs/08_reasoners.ipynb #af8f6e2d
@@ -464,13 +463,6 @@ def prm_step_scores(prm, problems: Sequence[Problem], texts: Sequence[Sequence[s
     return out
 
 
-def weighted_vote(answers: Sequence[str | None], weights: Sequence[float]) -> str | None:
-    "The answer with the largest total weight (ties: the first seen); None answers skipped."
-    tot: dict = {}
-    for a, w in zip(answers, weights):
-        if a is not None:
-            tot[a] = tot.get(a, 0.0) + float(w)
-    return max(tot, key=lambda a: tot[a]) if tot else None
 
 # %% ../nbs/08_reasoners.ipynb #d0be5fd5
 def eval_table(results: dict) -> str:
