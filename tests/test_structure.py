@@ -66,13 +66,11 @@ CONFIGS = {"s1": ("reasonbook.s1", "S1Config"), "tts": ("reasonbook.tts", "TTSCo
 @pytest.mark.parametrize("paper", list(PAPERS))
 def test_typed_config_is_the_parameters_cell(paper):
     "Each paper's typed config has exactly the notebook's parameters, with the parameters cell's values as defaults."
-    import ast, importlib
+    import importlib
+    from conftest import parameters_cell
     mod, name = CONFIGS[paper]
     cls = getattr(importlib.import_module(mod), name)
-    nb = json.loads((ROOT / "nbs" / PAPERS[paper]).read_text())
-    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
-    params = {n.targets[0].id: ast.literal_eval(n.value) for n in ast.parse("".join(cell["source"])).body
-              if isinstance(n, ast.Assign)}
+    params = parameters_cell(PAPERS[paper])
     assert set(params) == set(cls.__dataclass_fields__), set(params) ^ set(cls.__dataclass_fields__)
     import dataclasses       # output folders: the base class's generic defaults, the notebook's relative paths
     assert cls.from_params(params) == dataclasses.replace(cls(), run_dir=params["run_dir"], figures_dir=params["figures_dir"])

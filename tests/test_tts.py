@@ -208,17 +208,9 @@ def test_flops_table4():
 
 
 def _parameters_cell():
-    nb = json.loads((ROOT / "nbs" / "20_tts_compute_optimal.ipynb").read_text())
-    cell = next(c for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
-    tree = ast.parse("".join(cell["source"]))
-    return {n.targets[0].id: ast.literal_eval(n.value) for n in tree.body if isinstance(n, ast.Assign)}
-
-
-def test_config_defaults_are_the_parameters_cell():
-    """TTSConfig's defaults are the smoke profile of the parameters cell: the two cannot drift apart."""
-    params = _parameters_cell()
-    assert TTSConfig.from_params(params) == TTSConfig()
-    assert set(params) == set(TTSConfig.__dataclass_fields__)
+    # that TTSConfig's defaults are this cell: tests/test_structure.py::test_typed_config_is_the_parameters_cell
+    from conftest import parameters_cell
+    return parameters_cell("20_tts_compute_optimal.ipynb")
 
 
 @pytest.mark.parametrize("profile", ["tiny", "full"])

@@ -198,16 +198,9 @@ def test_gemma3_270m_loads_and_solves_few_shot():
 
 # --- the config: the parameters cell, the yaml profiles and WCSEConfig agree ------------------------------------------
 def _parameters_cell() -> dict:
-    nb = json.loads((ROOT / "nbs" / "40_wc_vs_se.ipynb").read_text())
-    cell = next(c for c in nb["cells"] if "parameters" in c.get("metadata", {}).get("tags", []))
-    g = {}
-    exec("".join(cell["source"]), g)
-    return {k: v for k, v in g.items() if not k.startswith("__")}
-
-
-def test_config_defaults_are_the_parameters_cell():
-    params, base = _parameters_cell(), WCSEConfig()
-    assert WCSEConfig.from_params(params).to_dict() == {**base.to_dict(), **{k: params[k] for k in ("run_dir", "figures_dir")}}
+    # that WCSEConfig's defaults are this cell: tests/test_structure.py::test_typed_config_is_the_parameters_cell
+    from conftest import parameters_cell
+    return parameters_cell("40_wc_vs_se.ipynb")
 
 
 @pytest.mark.parametrize("profile", sorted(p.stem for p in (ROOT / "configs" / "wcse").glob("*.yaml")))
