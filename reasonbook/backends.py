@@ -126,6 +126,8 @@ class Backend:
         "Prompt text for a conversation (a string is one user turn), with the assistant's turn opened."
         return chat_prompt(self.tokenizer, messages, system=system, add_generation_prompt=add_generation_prompt)
 
+    max_model_len: int | None = None   # the longest prompt + completion the engine takes (None: unknown)
+
     @property
     def num_parameters(self) -> int: return getattr(self, '_num_parameters', 0)
 
@@ -264,6 +266,7 @@ class HFBackend(Backend):
         self.batch_size, self.progress = batch_size, progress
         self.pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else self.eos_token_ids[0]
         self._num_parameters = sum(p.numel() for p in self.model.parameters())
+        self.max_model_len = getattr(self.model.config.get_text_config(decoder=True), 'max_position_embeddings', None)
         types = set(getattr(self.model.config.get_text_config(decoder=True), 'layer_types', None) or ['full_attention'])
         self.prefix_cache = PrefixCache(prefix_cache_tokens if types == {'full_attention'} else 0)
         self.share_prefill = True    # the n samples of a prompt share one prefill (False: one prefill per sample)

@@ -18,8 +18,9 @@ from .backends import Backend, load_backend
 from .store import CachedBackend, RunStore
 
 # %% auto #0
-__all__ = ['type_ok', 'ConfigError', 'PaperConfig', 'set_cpu_threads', 'release', 'open_backend', 'recipe_fingerprint',
-           'TrainCache']
+__all__ = ['HF_SETTINGS', 'VLLM_SETTINGS', 'ENGINES', 'type_ok', 'ConfigError', 'PaperConfig', 'set_cpu_threads', 'release',
+           'engine_kwargs_for', 'EngineLifecycleError', 'EngineRecord', 'EngineLedger', 'open_backend',
+           'recipe_fingerprint', 'TrainCache']
 
 # %% ../nbs/06a_runs.ipynb #4e0295e2
 def type_ok(value, hint) -> bool:
@@ -56,6 +57,8 @@ class PaperConfig:
     run_dir: str = "runs"
     figures_dir: str = "figures"
     seed: int = 0
+    engines: dict[str, dict[str, Any]] = field(default_factory=dict)   # per-role engine settings, e.g. {"judge": {"tensor_parallel_size": 4}}
+    co_resident: list[list[str]] = field(default_factory=list)        # roles that may be alive together, e.g. [["policy", "prm"]]
 
     @classmethod
     def from_params(cls, params: Mapping):
@@ -73,6 +76,15 @@ class PaperConfig:
 
     def to_dict(self) -> dict: return dataclasses.asdict(self)
 
+    def engine_settings(self, role: str) -> dict:
+        "The engine settings of `role` (`engines[role]`, empty if unset)."
+        return dict(self.engines.get(role) or {})
+
+    def open_backend(self, role: str, spec: str, store=None, **overrides):
+        "`open_backend` for `role`: its `engines[role]` settings (then `overrides`), under this config's co-residence."
+        ENGINES.declare(*self.co_resident)
+        return open_backend(spec, store, role=role, **{**self.engine_settings(role), **overrides})
+
 # %% ../nbs/06a_runs.ipynb #58c725d2
 def set_cpu_threads(n: int | None = None) -> int:
     "Set torch's CPU threads (None: min(2, CPUs)); a no-op when CUDA is available. Returns the threads in use."
@@ -89,19 +101,132 @@ def release(backend: Backend | None):
     gc.collect()
     if torch.cuda.is_available(): torch.cuda.empty_cache()
 
-def _engine_kwargs(spec: str, batch_size: int | None, engine_kwargs: dict) -> dict:
-    if str(spec).startswith(("vllm:", "openai:")): return dict(engine_kwargs)
-    keep = {k: v for k, v in engine_kwargs.items() if k == "model_id"}     # the cache key's model name
-    return {**({"batch_size": batch_size} if batch_size else {}), "progress": False, **keep}
+HF_SETTINGS = {"batch_size", "dtype", "device", "prefix_cache_tokens", "model_id", "progress"}
+VLLM_SETTINGS = {"tensor_parallel_size", "pipeline_parallel_size", "data_parallel_size", "gpu_memory_utilization",
+                 "max_model_len", "max_num_seqs", "max_num_batched_tokens", "enforce_eager", "dtype", "quantization",
+                 "kv_cache_dtype", "swap_space", "cpu_offload_gb", "enable_prefix_caching", "seed", "tokenizer",
+                 "trust_remote_code", "distributed_executor_backend", "enable_chunked_prefill", "model_id",
+                 "max_logprobs", "download_dir", "revision", "block_size"}
+
+def engine_kwargs_for(spec: str, settings: Mapping, role: str = "model", batch_size: int | None = None) -> dict:
+    "The keyword arguments `load_backend(spec)` takes from a role's engine `settings` (and a transformers batch size)."
+    unknown = set(settings) - HF_SETTINGS - VLLM_SETTINGS
+    if unknown: raise ConfigError(f"engines[{role!r}]: unknown engine setting(s) {sorted(unknown)}; known: "
+                                  f"vLLM {sorted(VLLM_SETTINGS)}, transformers {sorted(HF_SETTINGS)}")
+    kind = str(spec).split(":", 1)[0]
+    if kind == "openai": return {k: v for k, v in settings.items() if k == "model_id"}
+    if kind == "vllm": return {k: v for k, v in settings.items() if k in VLLM_SETTINGS}
+    kw = {k: v for k, v in settings.items() if k in HF_SETTINGS}
+    if batch_size and "batch_size" not in kw: kw["batch_size"] = batch_size
+    return {"progress": False, **kw}
+
+# %% ../nbs/06a_runs.ipynb #79371347
+class EngineLifecycleError(RuntimeError):
+    "An engine opened beside a live one it was not declared co-resident with, or training begun with an engine alive."
+
+@dataclass
+class EngineRecord:
+    "One engine's life: its role, spec, settings and what it did."
+    role: str
+    spec: str
+    settings: dict
+    alive_with: list = field(default_factory=list)   # roles alive when it opened
+    closed: bool = False
+    rounds: int = 0                  # generation calls that missed the cache
+    engine_calls: int = 0            # calls into the engine they took
+    requests: int = 0
+    max_prompt_tokens: int | None = None
+    max_model_len: int | None = None
+
+# %% ../nbs/06a_runs.ipynb #8228445a
+class EngineLedger:
+    "Which engines are alive, which roles may be alive together, and what each engine did."
+    def __init__(self): self.reset()
+
+    def reset(self):
+        self.records, self.groups, self.max_live = [], [], 0
+
+    @property
+    def live(self) -> list: return [r for r in self.records if not r.closed]
+
+    def declare(self, *groups):
+        "Declare each group of roles co-resident (may be alive together)."
+        for g in groups:
+            if set(g) not in [set(x) for x in self.groups]: self.groups.append(list(g))
+
+    def _may_join(self, role: str, live) -> bool:
+        return any({role, *(r.role for r in live)} <= set(g) for g in self.groups)
+
+    def opening(self, role: str, spec: str, settings: Mapping | None = None) -> EngineRecord:
+        "Record that `role` opens `spec`; refuse it beside a live engine it was not declared co-resident with."
+        live, settings = self.live, dict(settings or {})
+        if live and not self._may_join(role, live):
+            names = ", ".join(f"{r.role!r} ({r.spec})" for r in live)
+            raise EngineLifecycleError(
+                f"opening {role!r} ({spec}) while {names} is alive: close it first, or declare the roles co-resident "
+                f"(co_resident=[{[*(r.role for r in live), role]!r}]) with a gpu_memory_utilization for each")
+        vllm = [r for r in [*live, EngineRecord(role, spec, settings)] if str(r.spec).startswith("vllm:")]
+        if live and len(vllm) > 1:
+            missing = [r.role for r in vllm if "gpu_memory_utilization" not in r.settings]
+            if missing: raise EngineLifecycleError(
+                f"co-resident vLLM engines {[r.role for r in vllm]} need engines[role].gpu_memory_utilization; "
+                f"unset for {missing} (vLLM's default 0.9 each cannot fit)")
+            total = sum(r.settings["gpu_memory_utilization"] for r in vllm)
+            if total > 0.95: raise EngineLifecycleError(
+                f"co-resident vLLM engines {[r.role for r in vllm]} ask for {total:.2f} of GPU memory (at most 0.95)")
+        rec = EngineRecord(role, str(spec), settings, alive_with=[r.role for r in live])
+        self.records.append(rec)
+        self.max_live = max(self.max_live, len(self.live))
+        return rec
+
+    def closing(self, rec: EngineRecord, backend=None):
+        "Record that `rec`'s engine closes, with the work counters of its (cached) `backend`."
+        if backend is not None:
+            rec.rounds, rec.engine_calls = getattr(backend, "rounds", 0), getattr(backend, "engine_calls", 0)
+            rec.requests = getattr(backend, "misses", 0)
+            stats = dict(getattr(backend, "stats", None) or {})
+            rec.max_prompt_tokens = stats.get("max_prompt_tokens")
+            rec.max_model_len = getattr(backend, "max_model_len", None)
+        rec.closed = True
+
+    @contextmanager
+    def track(self, role: str, spec: str, settings: Mapping | None = None):
+        "Track a model loaded outside `open_backend` (a PRM, a judge) for the `with` block."
+        rec = self.opening(role, spec, settings)
+        try: yield rec
+        finally: rec.closed = True
+
+    def check_idle(self, what: str):
+        "Raise unless no engine is alive (called before training)."
+        if self.live: raise EngineLifecycleError(
+            f"{what}: engines still alive ({', '.join(f'{r.role!r} ({r.spec})' for r in self.live)}); close them "
+            "before training, their memory is the trainer's")
+
+    def report(self) -> dict:
+        return dict(max_live=self.max_live, co_resident=self.groups,
+                    engines=[dataclasses.asdict(r) for r in self.records])
+
+    def save(self, path: str | Path) -> Path:
+        path = Path(path); path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.report(), indent=1, default=str)); return path
+
+ENGINES = EngineLedger()
 
 # %% ../nbs/06a_runs.ipynb #ef1aff47
 @contextmanager
-def open_backend(spec: str, store: RunStore | str | Path | None = None, *, batch_size: int | None = None,
-                 **engine_kwargs):
-    "Open the backend `spec` (cached on `store` if given) for the `with` block, and release it after."
-    raw = load_backend(spec, **_engine_kwargs(spec, batch_size, engine_kwargs))
-    try: yield raw if store is None else CachedBackend(raw, store)
-    finally: release(raw)
+def open_backend(spec: str, store: RunStore | str | Path | None = None, *, role: str = "model",
+                 batch_size: int | None = None, ledger: "EngineLedger | None" = None, **settings):
+    "Open the backend `spec` as `role` (cached on `store` if given) for the `with` block, and release it after."
+    ledger = ENGINES if ledger is None else ledger
+    kw = engine_kwargs_for(spec, settings, role, batch_size)
+    rec = ledger.opening(role, spec, kw)
+    try: raw = load_backend(spec, **kw)
+    except BaseException: ledger.closing(rec); raise
+    be = raw if store is None else CachedBackend(raw, store)
+    try: yield be
+    finally:
+        ledger.closing(rec, be)
+        release(raw)
 
 # %% ../nbs/06a_runs.ipynb #c7d1e91a
 def recipe_fingerprint(recipe: Mapping) -> str:
@@ -127,6 +252,7 @@ class TrainCache:
             if meta.exists() and any(done.glob("*.safetensors")):
                 d = json.loads(meta.read_text())
                 return TrainResult(done, d["losses"], d["steps"], d["seconds"], **{k: d.get(k) for k in _RECORD})
+        ENGINES.check_idle(f"training {name!r}")
         res = train_fn(out)
         meta.write_text(json.dumps(dict(losses=res.losses, steps=res.steps, seconds=res.seconds, recipe=recipe,
                                         **{k: getattr(res, k, None) for k in _RECORD}), default=str))

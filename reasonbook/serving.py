@@ -133,6 +133,7 @@ def generate_samples(self: VLLMBackend, requests, sampling, desc=None):
         self.stats["prompt_tokens"] += len(o.prompt_token_ids); self.stats["cached_tokens"] += cached
         self.stats["prefill_tokens"] += len(o.prompt_token_ids) - cached
         self.stats["generated_tokens"] += len(c.token_ids)
+    self.stats["max_prompt_tokens"] = max([self.stats.get("max_prompt_tokens", 0), *map(len, ids)])
     self.stats["seconds"] += time.time() - t0
     return res
 

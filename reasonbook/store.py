@@ -92,6 +92,7 @@ class CachedBackend(Backend):
         self.store = store if isinstance(store, RunStore) else RunStore(store)
         self.chunk_size = chunk_size      # None: one call per round on vLLM/servers, the batch size on transformers
         self.hits = self.misses = 0
+        self.rounds = self.engine_calls = 0   # calls that missed the cache, and the engine calls they took
 
     @property
     def model_id(self): return self.inner.model_id
@@ -103,6 +104,8 @@ class CachedBackend(Backend):
     def eos_token_ids(self): return self.inner.eos_token_ids
     @property
     def engine(self): return self.inner.engine
+    @property
+    def max_model_len(self): return self.inner.max_model_len
     @property
     def batch_size(self): return getattr(self.inner, 'batch_size', None)
     @property
@@ -127,10 +130,11 @@ class CachedBackend(Backend):
             rec = self.store.get(k)
             if rec is None: todo.append(i)
             else: out[i] = Completion(**rec['completion'], cached=True)
-        self.hits += len(requests) - len(todo); self.misses += len(todo)
+        self.hits += len(requests) - len(todo); self.misses += len(todo); self.rounds += bool(todo)
         size = self._chunk(len(todo))
         for s in range(0, len(todo), size):
             chunk = todo[s:s + size]
+            self.engine_calls += 1
             try: got = self.inner.generate_samples([requests[i] for i in chunk], sampling, desc=desc)
             except PartialGenerationError as e:        # keep what finished, then fail
                 self._store(requests, keys, sampling, out, [(chunk[k], c) for k, c in e.completed.items()])
