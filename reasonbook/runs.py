@@ -166,11 +166,11 @@ class EngineLedger:
                 f"opening {role!r} ({spec}) while {names} is alive: close it first, or declare the roles co-resident "
                 f"(co_resident=[{[*(r.role for r in live), role]!r}]) with a gpu_memory_utilization for each")
         vllm = [r for r in [*live, EngineRecord(role, spec, settings)] if str(r.spec).startswith("vllm:")]
-        if live and len(vllm) > 1:
+        if live and vllm:
             missing = [r.role for r in vllm if "gpu_memory_utilization" not in r.settings]
             if missing: raise EngineLifecycleError(
-                f"co-resident vLLM engines {[r.role for r in vllm]} need engines[role].gpu_memory_utilization; "
-                f"unset for {missing} (vLLM's default 0.9 each cannot fit)")
+                f"co-resident roles {[*(r.role for r in live), role]}: each vLLM engine among them needs "
+                f"engines[role].gpu_memory_utilization (unset for {missing}); vLLM's default 0.9 leaves no room for the others")
             total = sum(r.settings["gpu_memory_utilization"] for r in vllm)
             if total > 0.95: raise EngineLifecycleError(
                 f"co-resident vLLM engines {[r.role for r in vllm]} ask for {total:.2f} of GPU memory (at most 0.95)")
