@@ -416,15 +416,11 @@ def boxed_int(text: str | None) -> str | None:
 
 def bootstrap_ci(values: Sequence[float], n_boot: int = 2000, seed: int = 0, level: float = 0.95
                  ) -> tuple[float, float, float]:
-    "(mean, low, high): percentile bootstrap interval of the mean, resampling the per-problem `values`."
-    import numpy as np
-    v = np.asarray(values, dtype=float)
-    if v.size == 0:
-        return (float("nan"),) * 3
-    idx = np.random.default_rng(seed).integers(0, v.size, size=(n_boot, v.size))
-    means = v[idx].mean(axis=1)
-    a = (1 - level) / 2
-    return float(v.mean()), float(np.quantile(means, a)), float(np.quantile(means, 1 - a))
+    "(mean, low, high): `stats.mean_ci` as a tuple (the bootstrap over problems); NaNs for no values."
+    from reasonbook.stats import mean_ci
+    if len(values) == 0: return (float("nan"),) * 3
+    e = mean_ci(values, n_boot=n_boot, seed=seed, level=level)
+    return e.value, e.lo, e.hi
 
 # %% ../nbs/08_reasoners.ipynb #cf1872bb
 def sample_metrics(greedy: Sequence[str], samples: Sequence[Sequence[str]], golds: Sequence[str]) -> dict:
