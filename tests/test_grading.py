@@ -1,4 +1,6 @@
 "Tests of reasonbook.grading: extraction, normalisation, equivalence under a hard timeout, voting, metrics."
+import os
+import signal
 import threading
 import time
 from itertools import combinations
@@ -42,6 +44,30 @@ def test_non_equivalences(pred, gold):
     assert not is_equiv(pred, gold)
 
 
+# The bench's harder mix writes each MATH-500 answer g as "g + 0". Of the first 100, six were judged different; all six
+# are answers to which adding the number 0 gives no answer at all (a point, a vector, a name), so "different" is right
+# there and the bench's label was wrong; the vector exposed a real normalisation bug (a row break "\\\\ " read as a space).
+@pytest.mark.parametrize("gold", [r"\left( 3, \frac{\pi}{2} \right)", r"\text{Evelyn}", "(6,31,-1)", "(-2,1)", r"\text{east}",
+                                  r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}"])
+def test_a_point_vector_or_name_plus_zero_is_not_the_answer(gold):
+    assert not is_equiv(gold + " + 0", gold)
+    assert is_equiv(gold.replace(" ", ""), gold) and is_equiv(gold, gold.replace(" ", "  "))
+
+
+@pytest.mark.parametrize("a,b", [(r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}", r"\begin{pmatrix}-1/3\\2/3\\5/3\end{pmatrix}"),
+                                 (r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix}1\\2\end{pmatrix}"),
+                                 (r"10,\!080 + 0", "10080"), (r"11,\! 111,\! 100", "11111100"), ("58,500 + 0", "58500"),
+                                 (r"\frac{3}{2} + 0", "1.5")])
+def test_row_breaks_and_thousands_separators_inside_expressions(a, b):
+    assert is_equiv(a, b) and is_equiv(b, a), check(a, b)
+
+
+@pytest.mark.parametrize("a,b", [(r"\begin{pmatrix} 1 \\ 2 \end{pmatrix}", r"\begin{pmatrix}1\\3\end{pmatrix}"),
+                                 ("(1,000, 2)", "(1000, 2)"), ("1,2,3", "123")])  # in brackets a comma may separate a tuple
+def test_separators_that_must_stay(a, b):
+    assert not is_equiv(a, b), check(a, b)
+
+
 def test_mixed_number_prenormalisation():
     assert normalize_answer(r"10\frac{1}{12}") == r"\frac{121}{12}"
     assert normalize_answer(r"-3\frac{1}{2}") == r"-\frac{7}{2}"
@@ -49,53 +75,94 @@ def test_mixed_number_prenormalisation():
     assert normalize_answer(r"x^2\frac{1}{2}") == r"x^2\frac{1}{2}"
 
 
-# ---------------------------------------------------------------- hard timeout
-def test_pathological_input_returns_within_timeout():
-    nested = nested_fraction()
-    assert len(nested) >= 10_000
-    grading._WORKER.start()  # exclude the worker's start-up from the measured time
-    timeout, margin = 2.0, 1.5
+# ---------------------------------------------------------------- hard deadline
+# The deadline is a correctness property (an answer by then, whatever the input), so it is asserted in seconds, with
+# a slack for a loaded 2-core CI machine; speed itself is measured as ratios by `make bench`.
+DEADLINE, SLACK = 2.0, 0.3
+ADVERSARIAL = {"continued fraction, 10k chars": nested_fraction(),
+               "nested fraction, 16k chars": "\\frac{" * 1600 + "1" + "}{2}" * 1600,
+               "deep parentheses": "(" * 5000 + "1" + ")" * 5000, "power tower": r"9^{9^{9^{9}}}",
+               "huge power": "9^{9^{9^{9^{9}}}}", "factorial tower": "((10000!)!)!",
+               "20k characters of unclosed boxes": "\\boxed{" * 2800 + "1"}
+STALL = r"x^{9^{9^{9}}}"  # passes the pre-checks (a letter), then sympy computes 9^(9^9) in C: only a kill stops it
+
+
+def timed_check(pred, gold, timeout=DEADLINE):
     t0 = time.monotonic()
-    v = check(nested, r"\frac{1}{2}", timeout=timeout)
-    elapsed = time.monotonic() - t0
-    assert elapsed < timeout + margin, f"took {elapsed:.2f} s with timeout {timeout} s"
-    assert v == Verdict(False, "timeout")
-    assert grading._WORKER.proc is None  # the stuck worker was killed
-    assert is_equiv(r"\sqrt{4}", "2")  # a fresh worker answers the next check
+    v = check(pred, gold, timeout=timeout)
+    return v, time.monotonic() - t0
 
 
-def test_hang_inside_sympy_c_code_times_out():
-    # a power tower: sympy computes the integer in C, where a signal-based timeout cannot interrupt it
-    grading._WORKER.start()
-    t0 = time.monotonic()
-    v = check(r"9^{9^{9^{9}}}", "1", timeout=1.0)
-    # 3 s leaves room for a loaded CI machine; a quadratic pass over 20,000 characters takes far longer
-    assert time.monotonic() - t0 < 3.0 + 1.5
-    assert not v.correct and (v.reason == "timeout" or v.reason.startswith("error"))
+@pytest.mark.parametrize("name", list(ADVERSARIAL))
+def test_pathological_inputs_are_refused_at_once(name):
+    grading.start_worker()
+    v, elapsed = timed_check(ADVERSARIAL[name], "1")
+    assert not v.correct and v.reason.startswith("too_complex: "), v
+    assert elapsed < DEADLINE + SLACK, f"{name}: {elapsed:.2f} s"
+    v, elapsed = timed_check(ADVERSARIAL[name], ADVERSARIAL[name] + " ")  # the same string is still judged equal
+    assert v == Verdict(True, "exact")
 
 
-def test_timeout_works_off_the_main_thread():
+def test_hang_inside_sympy_c_code_answers_by_the_deadline_and_a_warm_worker_takes_over():
+    grading.start_worker()  # the timings below exclude the one-time start-up of the template
+    for timeout in (1.0, DEADLINE):  # two stuck checks in a row: each new worker is forked warm, no restart
+        stuck = grading._WORKER.proc
+        v, elapsed = timed_check(STALL, "1", timeout=timeout)
+        assert v == Verdict(False, "timeout")
+        assert elapsed < timeout + SLACK, f"took {elapsed:.2f} s with a deadline of {timeout} s"
+        v, elapsed = timed_check(r"\sqrt{4}", "2")
+        assert v == Verdict(True, "math_verify") and elapsed < DEADLINE + SLACK, (v, elapsed)
+        assert grading._WORKER.proc is not stuck
+        t0 = time.monotonic()
+        while stuck.alive() and time.monotonic() - t0 < 5:  # killed (SIGKILL) and reaped by the template
+            time.sleep(0.01)
+        assert not stuck.alive()
+
+
+def test_the_deadline_counts_extraction_and_holds_off_the_main_thread():
     out = {}
 
-    def run():
+    def run(key, pred):
         t0 = time.monotonic()
-        out["v"] = check(nested_fraction(), "1", timeout=1.0)
-        out["t"] = time.monotonic() - t0
+        out[key] = (check(pred, "1", timeout=1.0), time.monotonic() - t0)
 
-    grading._WORKER.start()
-    th = threading.Thread(target=run)
-    th.start()
-    th.join(10)
-    assert not th.is_alive()
-    assert out["v"] == Verdict(False, "timeout") and out["t"] < 2.5
+    grading.start_worker()
+    threads = [threading.Thread(target=run, args=("stall", STALL)),
+               threading.Thread(target=run, args=("waits for the lock", r"\sqrt{2}"))]
+    for th in threads:
+        th.start()
+        time.sleep(0.05)
+    for th in threads:
+        th.join(10)
+    assert not any(th.is_alive() for th in threads)
+    assert out["stall"][0] == Verdict(False, "timeout")
+    assert all(t < 1.0 + SLACK for _, t in out.values()), out
+    assert out["waits for the lock"][0].reason in ("math_verify", "timeout")
+    # grade(): extraction is inside the deadline too
+    t0 = time.monotonic()
+    assert not grade("so the answer is $\\boxed{" + STALL + "}$", "1", timeout=1.0)
+    assert time.monotonic() - t0 < 1.0 + SLACK
 
 
-def test_dead_worker_is_restarted():
-    grading._WORKER.start()
+def test_dead_worker_is_replaced():
+    grading.start_worker()
     starts = grading._WORKER.starts
-    grading._WORKER.proc.kill()
+    zygotes = grading._WORKER.zygote_starts
+    os.kill(grading._WORKER.proc.pid, signal.SIGKILL)  # dies behind our back (as if out of memory)
     assert check(r"\sqrt{9}", "3") == Verdict(True, "math_verify")
-    assert grading._WORKER.starts == starts + 1
+    assert grading._WORKER.starts == starts + 1  # a new worker was forked from the warm template
+    assert grading._WORKER.zygote_starts == zygotes
+
+
+def test_a_dead_template_still_answers_by_the_deadline():
+    grading.start_worker()
+    grading._WORKER.proc.kill()
+    grading._WORKER.zygote.popen.kill()
+    grading._WORKER.zygote.popen.wait(timeout=5)
+    v, elapsed = timed_check(r"\sqrt{9}", "3")  # the new template warms up for seconds: this check may not wait
+    assert elapsed < DEADLINE + SLACK and v in (Verdict(True, "math_verify"), Verdict(False, "timeout")), (v, elapsed)
+    grading.start_worker()
+    assert check(r"\sqrt{9}", "3") == Verdict(True, "math_verify")
 
 
 def test_fast_paths_do_not_use_the_worker():
@@ -103,7 +170,8 @@ def test_fast_paths_do_not_use_the_worker():
     assert check("12", "12.0") == Verdict(True, "exact")
     assert check("0.5", r"\frac{1}{2}") == Verdict(True, "numeric")
     assert check("7", "8") == Verdict(False, "different")
-    assert grading._WORKER.proc is None
+    assert check("9^{9^{9^{9}}}", "1").reason.startswith("too_complex")
+    assert grading._WORKER.proc is None and grading._WORKER.zygote is None
 
 
 # ---------------------------------------------------------------- extraction
