@@ -25,8 +25,8 @@ from .arith import check_equations
 
 # %% auto #0
 __all__ = ['AGGREGATIONS', 'CHAT_TEMPLATES', 'TINY_KINDS', 'aggregate', 'plan_batches', 'Encoded', 'PRM', 'tiny_tokenizer',
-           'MathShepherdPRM', 'RLHFlowPRM', 'SkyworkPRM', 'QwenMathPRM', 'tiny_prm', 'LLMJudgePRM', 'OraclePRM',
-           'prm_family', 'load_prm']
+           'MathShepherdPRM', 'RLHFlowPRM', 'SkyworkPRM', 'QwenMathPRM', 'tiny_prm', 'tiny_prm_folder', 'LLMJudgePRM',
+           'OraclePRM', 'prm_family', 'load_prm']
 
 # %% ../nbs/04_prm.ipynb #4286d880
 AGGREGATIONS = ("last", "min", "mean", "prod")
@@ -144,6 +144,17 @@ def score(self: PRM, batch: Sequence[tuple[str, Sequence[str]]]) -> list[list[fl
 def __repr__(self: PRM):
     return f"{type(self).__name__}(name={self.name!r}, max_sequences={self.max_sequences}, max_tokens={self.max_tokens})"
 
+# %% ../nbs/04_prm.ipynb #1c249510
+@patch
+def close(self: PRM):
+    "Drop the model (if any) and free its memory: the experiment loads one PRM at a time."
+    import gc
+    if getattr(self, "model", None) is not None:
+        self.model = None
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
 # %% ../nbs/04_prm.ipynb #640a8c03
 def _tokens_at_chars(tokenizer, text: str, char_positions: Sequence[int]) -> tuple[list[int], list[int]]:
     "Tokenize `text` (no added special tokens); return ids and, for each char index, the index of the token covering it."
@@ -206,10 +217,10 @@ def _forward(self: _CausalLMPRM, input_ids, attention_mask, positions):
     hidden = _decoder_body(self.model)(input_ids=input_ids.to(dev),
                                        attention_mask=attention_mask.to(dev)).last_hidden_state
     W = self.model.get_output_embeddings().weight
-    cand = torch.tensor(self.good_ids + self.bad_ids, device=dev)
+    cand = torch.tensor(self.good_ids + self.bad_ids, device=W.device)
     out = []
     for r, pos in enumerate(positions):
-        h = hidden[r, torch.tensor(pos, device=dev)]                 # (steps, hidden)
+        h = hidden[r, torch.tensor(pos, device=hidden.device)].to(W.device)   # (steps, hidden); device_map: last GPU
         logits = (h @ W[cand].T).float()                              # (steps, |good|+|bad|)
         p = logits.softmax(-1)[:, : len(self.good_ids)].sum(-1)
         out.append(p.cpu().tolist())
@@ -266,8 +277,8 @@ class MathShepherdPRM(_CausalLMPRM):
         return Encoded(bos + ids, [p + len(bos) for p in pos])
 
     @classmethod
-    def from_pretrained(cls, path="peiyi9979/math-shepherd-mistral-7b-prm", device=None, dtype=None, **kw):
-        model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None))
+    def from_pretrained(cls, path="peiyi9979/math-shepherd-mistral-7b-prm", device=None, dtype=None, device_map=None, **kw):
+        model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None), device_map)
         return cls(model, tok, **kw)
 
 # %% ../nbs/04_prm.ipynb #6e655f20
@@ -282,6 +293,24 @@ def build_text(self: MathShepherdPRM, question: str, steps: Sequence[str]) -> tu
             text += "\n"
     return text, chars
 
+# %% ../nbs/04_prm.ipynb #797445a0
+def _shepherd_label_ids(tokenizer, words: Sequence[str] = ("+", "-")) -> list[int]:
+    "Ids of the Math-Shepherd labels: one token each, and the SentencePiece word-initial piece where the vocabulary has one."
+    ids = [_single_token_id(tokenizer, w, "MathShepherdPRM label") for w in words]
+    vocab = tokenizer.get_vocab()
+    for w, i in zip(words, ids):
+        piece = vocab.get("\u2581" + w)
+        if piece is not None and piece != i:
+            raise ValueError(f"MathShepherdPRM label: {w!r} encodes to id {i} ({tokenizer.convert_ids_to_tokens(i)!r}), "
+                             f"but the reference reads the word-initial piece '\u2581{w}' (id {piece}), as "
+                             "tokenizer.encode('+ -')[1:] gives on the Mistral tokenizer (648, 387); refusing to score")
+    return ids
+
+
+@patch
+def _candidate_ids(self: MathShepherdPRM, words):
+    return _shepherd_label_ids(self.tokenizer, words)
+
 # %% ../nbs/04_prm.ipynb #5e5712fa
 _PLACEHOLDER = "\ue000"
 
@@ -295,10 +324,12 @@ def _auto_device(device=None, dtype=None):
     return device, dtype
 
 # %% ../nbs/04_prm.ipynb #5e79fc43
-def _load_causal_lm(path, device=None, dtype=None, tokenizer=None):
+def _load_causal_lm(path, device=None, dtype=None, tokenizer=None, device_map=None):
     from transformers import AutoModelForCausalLM, AutoTokenizer
     device, dtype = _auto_device(device, dtype)
     tok = tokenizer or AutoTokenizer.from_pretrained(path)
+    if device_map is not None:                      # spread over the GPUs (accelerate); no single .to(device)
+        return AutoModelForCausalLM.from_pretrained(path, dtype=dtype, device_map=device_map), tok
     model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
     if device is not None:
         model = model.to(device)
@@ -318,8 +349,8 @@ class RLHFlowPRM(_CausalLMPRM):
         return conv
 
     @classmethod
-    def from_pretrained(cls, path="RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", device=None, dtype=None, **kw):
-        model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None))
+    def from_pretrained(cls, path="RLHFlow/Llama3.1-8B-PRM-Deepseek-Data", device=None, dtype=None, device_map=None, **kw):
+        model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None), device_map)
         return cls(model, tok, **kw)
 
 # %% ../nbs/04_prm.ipynb #84c3aa9c
@@ -435,17 +466,21 @@ class _HeadPRM(PRM):
         raise NotImplementedError
 
     @classmethod
-    def _from_pretrained(cls, path, head_cls, suffix_map: dict, device=None, dtype=None, tokenizer=None, **kw):
+    def _from_pretrained(cls, path, head_cls, suffix_map: dict, device=None, dtype=None, tokenizer=None,
+                         device_map=None, **kw):
         from transformers import AutoModel, AutoTokenizer
         device, dtype = _auto_device(device, dtype)
         tok = tokenizer or AutoTokenizer.from_pretrained(path)
-        body = AutoModel.from_pretrained(path, dtype=dtype)
+        body = AutoModel.from_pretrained(path, dtype=dtype, **({"device_map": device_map} if device_map else {}))
         head = head_cls(body.config.hidden_size)
         tensors = _load_head_tensors(path, list(suffix_map))
         head.load_state_dict({suffix_map[s]: t for s, t in tensors.items()})
-        model = _HeadModel(body, head.to(body.dtype), cls.head_prefix)
-        if device is not None:
-            model = model.to(device)
+        if device_map is not None:                  # the head sits where the body's last hidden states come out
+            model = _HeadModel(body, head.to(dtype=body.dtype, device=body.norm.weight.device), cls.head_prefix)
+        else:
+            model = _HeadModel(body, head.to(body.dtype), cls.head_prefix)
+            if device is not None:
+                model = model.to(device)
         return cls(model, tok, **kw)
 
 # %% ../nbs/04_prm.ipynb #10ff6534
@@ -453,9 +488,10 @@ class _HeadPRM(PRM):
 def _forward(self: _HeadPRM, input_ids, attention_mask, positions):
     dev = next(self.model.parameters()).device
     body = self.model.model(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev)).last_hidden_state
+    head_dev = next(self.model.head.parameters()).device
     out = []
     for r, pos in enumerate(positions):
-        h = body[r, torch.tensor(pos, device=dev)]
+        h = body[r, torch.tensor(pos, device=body.device)].to(head_dev)
         out.append(self._head_to_prob(self.model.head(h).float()).cpu().tolist())
     return out
 
@@ -538,6 +574,27 @@ def tiny_prm(kind: str, seed: int = 0, **kw) -> PRM:
         return SkyworkPRM(_HeadModel(body, _ValueHead(32), "v_head"), tok, name="tiny-skywork", **kw)
     return QwenMathPRM(_HeadModel(body, _QwenPRMHead(32), ""), tok, name="tiny-qwen-math-prm", **kw)
 
+# %% ../nbs/04_prm.ipynb #8cf1f229
+def tiny_prm_folder(kind: str, seed: int = 0) -> Path:
+    "A folder holding `tiny_prm(kind, seed)` in its family's checkpoint layout (written once, under reasonbook's cache)."
+    import os, shutil, tempfile
+    from reasonbook.backends import cache_dir
+    if kind not in TINY_KINDS:
+        raise ValueError(f"tiny_prm_folder: unknown kind {kind!r}; expected one of {TINY_KINDS}")
+    out = cache_dir() / "tiny-prm" / f"{kind}-seed{seed}"
+    if (out / "config.json").exists():
+        return out
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{kind}-"))
+    p = tiny_prm(kind, seed)
+    p.model.save_pretrained(tmp)
+    p.tokenizer.save_pretrained(tmp)
+    try:
+        os.replace(tmp, out)                            # atomic: a parallel writer's folder wins, ours is dropped
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return out
+
 # %% ../nbs/04_prm.ipynb #f8472906
 class LLMJudgePRM(RLHFlowPRM):
     "A causal chat LM as a step judge: P(yes) vs P(no) after each step (RLHFlow-style conversation)."
@@ -552,8 +609,8 @@ class LLMJudgePRM(RLHFlowPRM):
         return cls(backend.hf_model(), backend.tokenizer, name=kw.pop("name", f"judge:{backend.model_id}"), **kw)
 
     @classmethod
-    def from_pretrained(cls, path, device=None, dtype=None, **kw):
-        model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None))
+    def from_pretrained(cls, path, device=None, dtype=None, device_map=None, **kw):
+        model, tok = _load_causal_lm(path, device, dtype, kw.pop("tokenizer", None), device_map)
         return cls(model, tok, **kw)
 
 # %% ../nbs/04_prm.ipynb #ad7bbf65
@@ -655,6 +712,12 @@ def load_prm(spec: str, device=None, dtype=None, backend=None, **kw) -> PRM:
         return OraclePRM(golds=kw["golds"])
     if spec.startswith("tiny:"):
         return tiny_prm(spec.split(":", 1)[1], **kw)
+    if spec.startswith("tiny-prm:"):             # a tiny random-weight PRM, loaded from its checkpoint folder
+        from transformers import PreTrainedTokenizerFast
+        kind = spec.split(":", 1)[1]
+        folder = tiny_prm_folder(kind)
+        return _FAMILIES[kind].from_pretrained(str(folder), device, dtype, name=spec,
+                                               tokenizer=PreTrainedTokenizerFast.from_pretrained(str(folder)), **kw)
     if spec == "reasoner-prm":                   # reasonbook's own PRM (Math-Shepherd convention), shipped weights
         from reasonbook.reasoners import reasoner_path
         return MathShepherdPRM.from_pretrained(str(reasoner_path(spec)), device, dtype, name=spec, **kw)

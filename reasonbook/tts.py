@@ -13,6 +13,7 @@ import json
 import random
 import re
 import time
+from contextlib import contextmanager
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
@@ -24,17 +25,19 @@ from .data import Problem, load_benchmark, split_steps
 from . import grading
 from .grading import extract_answer, is_equiv, majority_vote, normalize_answer, pass_at_k, weighted_vote
 from .prm import PRM, aggregate
-from .runs import PaperConfig
+from .runs import ENGINES, PaperConfig
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'PROMPTS', 'STEP_DELIMITER', 'SELECTIONS', 'ABSOLUTE_BINS', 'PAPER', 'SEARCHES',
-           'STYLE', 'build_prompt', 'Candidate', 'SearchResult', 'sample_cot', 'score_results', 'best_of_n',
-           'select_answer', 'beam_search', 'dvts', 'grade_results', 'is_selected_correct', 'selection_accuracy',
-           'pass_at', 'difficulty_bins', 'compute_optimal_method', 'reward_aware_choice', 'pretraining_flops',
-           'inference_flops', 'TTSConfig', 'load_problems', 'rule_dataset', 'policy_sampling', 'Samples', 'run_samples',
-           'search_at_budgets', 'PRMRun', 'run_prm', 'accuracy_table', 'per_problem', 'mean_pct', 'accuracy_means',
-           'prm_label', 'plot_fig4', 'plot_fig8', 'table2_voting', 'table2_vs_paper', 'table5_compute_optimal',
-           'cost_table', 'table4_flops', 'paper_table5', 'paper_table4', 'paper_vs_ours_rows']
+__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'COT_PROMPT', 'PROMPTS', 'STYLE_SAMPLING', 'STEP_DELIMITER', 'SELECTIONS',
+           'ABSOLUTE_BINS', 'PAPER', 'PRM_SETTINGS', 'SEARCHES', 'STYLE', 'build_prompt', 'Candidate', 'SearchResult',
+           'sample_cot', 'score_results', 'best_of_n', 'select_answer', 'beam_search', 'dvts', 'grade_results',
+           'is_selected_correct', 'selection_accuracy', 'pass_at', 'difficulty_bins', 'compute_optimal_method',
+           'nominal_params', 'policy_size', 'reward_aware_choice', 'pretraining_flops', 'inference_flops', 'TTSConfig',
+           'load_problems', 'rule_dataset', 'policy_sampling', 'sample_sampling', 'fit_context', 'Samples',
+           'run_samples', 'search_at_budgets', 'open_prm', 'PRMRun', 'run_prm', 'accuracy_table', 'per_problem',
+           'mean_pct', 'accuracy_means', 'prm_label', 'plot_fig4', 'plot_fig8', 'table2_voting', 'table2_column',
+           'table2_vs_paper', 'table5_compute_optimal', 'cost_table', 'table4_flops', 'paper_table5', 'paper_table4',
+           'paper_vs_ours_rows']
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #bb956e13
 SYSTEM_PROMPT = (
@@ -46,7 +49,10 @@ SYSTEM_PROMPT = (
     "Therefore, the final answer is: $\\boxed{answer}$. I hope it is correct.\n\n"
     "Where [answer] is just the final number or expression that solves the problem.")
 SHORT_PROMPT = "Think step by step, then give the final answer in \\boxed{}."
-PROMPTS = {"search-and-learn": SYSTEM_PROMPT, "short": SHORT_PROMPT, "none": None}
+COT_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
+PROMPTS = {"search-and-learn": SYSTEM_PROMPT, "short": SHORT_PROMPT, "none": None, "qwen": COT_PROMPT,
+           "r1": COT_PROMPT}
+STYLE_SAMPLING = {"r1": dict(temperature=0.6, top_p=0.95, max_tokens=32768)}   # DeepSeek-R1-distill policies
 STEP_DELIMITER = "\n\n"
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #ab6a354c
@@ -54,8 +60,8 @@ def build_prompt(backend: Backend, question: str, prompt_style: str = "short") -
     "The chat-formatted prompt for `question`; the model's solution is appended to it as raw text."
     if prompt_style not in PROMPTS:
         raise ValueError(f"build_prompt: unknown prompt_style {prompt_style!r}; expected one of {list(PROMPTS)}")
-    if prompt_style == "short":
-        return backend.chat(f"{question}\n\n{SHORT_PROMPT}")
+    if prompt_style in ("short", "r1"):
+        return backend.chat(f"{question}\n\n{PROMPTS[prompt_style]}")
     return backend.chat(question, system=PROMPTS[prompt_style])
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #6639d59c
@@ -402,6 +408,32 @@ def compute_optimal_method(policy_params: float, dataset: str = "math500", diffi
         return "beam_search" if difficulty == "hard" else "dvts"
     return "best_of_n"
 
+# %% ../nbs/20_tts_compute_optimal.ipynb #a9000ec9
+def nominal_params(model: str | None) -> float | None:
+    "The size a model id names (`Qwen/Qwen2.5-32B-Instruct` -> 32e9, `SmolLM2-135M` -> 135e6), or None."
+    name = str(model or "").rstrip("/").split("/")[-1].split(":")[-1]
+    hits = re.findall(r"(?:^|[-_])(\d+(?:\.\d+)?)([BbMm])(?=$|[-_])", name)
+    if not hits:
+        return None
+    num, unit = hits[-1]
+    return float(num) * (1e9 if unit in "Bb" else 1e6)
+
+
+def policy_size(policy_params: float | None, models: Sequence[str | None], counted: float = 0) -> float:
+    "The policy's nominal size: `policy_params`, else the size its id names (first of `models`), else `counted`."
+    named = next((n for n in map(nominal_params, models) if n), None)
+    if policy_params:
+        if named and abs(policy_params / named - 1) > 0.1:
+            raise ValueError(f"policy_size: policy_params={policy_params:.3g} but the model id {models[0]!r} names "
+                             f"{named:.3g} parameters; set policy_params to the policy's nominal size (or None)")
+        return float(policy_params)
+    if named:
+        return named
+    if counted and counted > 0:
+        return float(counted)
+    raise ValueError(f"policy_size: no size for the policy {models[0]!r}: its id names none and no parameters were "
+                     "counted (no local snapshot?); set the policy_params parameter (nominal, e.g. 32e9)")
+
 # %% ../nbs/20_tts_compute_optimal.ipynb #6beec44e
 def reward_aware_choice(per_problem: dict[str, Sequence[float]], bins: Sequence[str], folds: int = 1,
                         seed: int = 0) -> tuple[dict, list[float], list[str]]:
@@ -478,7 +510,8 @@ class TTSConfig(PaperConfig):
     beam_width: int = 2
     max_iterations: int = 3
     max_step_tokens: int = 20
-    max_tokens: int = 64
+    max_tokens: int | None = 64
+    sample_max_tokens: int | None = None
     temperature: float = 0.7
     top_p: float = 1.0
     prompt_style: str = "short"
@@ -491,10 +524,26 @@ class TTSConfig(PaperConfig):
     policy_params: float | None = None
     policy_label: str | None = None
     torch_threads: int | None = None
+    co_resident: list[list[str]] = field(default_factory=lambda: [["policy", "prm"]])
 
     def __post_init__(self): _check_tts_config(self)
 
+    @property
+    def solution_tokens(self) -> int:
+        "The token budget of one search solution: `max_tokens`, or max_iterations x max_step_tokens if None."
+        return self.max_tokens if self.max_tokens is not None else self.max_iterations * self.max_step_tokens
+
+    @property
+    def sample_tokens(self) -> int:
+        "The token budget of one CoT / Best-of-N sample: `sample_max_tokens`, the prompt style's, or `solution_tokens`."
+        if self.sample_max_tokens is not None:
+            return self.sample_max_tokens
+        return STYLE_SAMPLING.get(self.prompt_style, {}).get("max_tokens", self.solution_tokens)
+
 # %% ../nbs/20_tts_compute_optimal.ipynb #11a08bbd
+PRM_SETTINGS = {"device", "dtype", "device_map"}       # engines["prm"]: what load_prm takes
+
+
 def _check_tts_config(c: TTSConfig) -> None:
     for key in ("levels", "prms", "budgets"):
         if not getattr(c, key): c.fail(key, "a non-empty list", getattr(c, key))
@@ -505,8 +554,10 @@ def _check_tts_config(c: TTSConfig) -> None:
     if any(n < c.beam_width or n % c.beam_width for n in c.search_budgets):
         c.fail("search_budgets", f"multiples of beam_width={c.beam_width}", c.search_budgets)
     if not set(c.search_prms) <= set(c.prms): c.fail("search_prms", f"a subset of prms {c.prms}", c.search_prms)
-    for key in ("max_iterations", "max_step_tokens", "max_tokens", "subset_trials", "prm_max_sequences", "prm_max_tokens"):
+    for key in ("max_iterations", "max_step_tokens", "subset_trials", "prm_max_sequences", "prm_max_tokens"):
         if getattr(c, key) < 1: c.fail(key, "an int >= 1", getattr(c, key))
+    for key in ("max_tokens", "sample_max_tokens", "policy_params"):
+        if getattr(c, key) is not None and getattr(c, key) < 1: c.fail(key, "None or a number >= 1", getattr(c, key))
     if c.temperature < 0: c.fail("temperature", "a float >= 0", c.temperature)
     if not 0 < c.top_p <= 1: c.fail("top_p", "a probability in (0, 1]", c.top_p)
     if c.prompt_style not in PROMPTS: c.fail("prompt_style", f"one of {list(PROMPTS)}", c.prompt_style)
@@ -514,10 +565,16 @@ def _check_tts_config(c: TTSConfig) -> None:
     if c.difficulty_scheme not in ("absolute", "quintile"):
         c.fail("difficulty_scheme", "'absolute' or 'quintile'", c.difficulty_scheme)
     aggregate([1.0], c.search_agg)                     # raises for an unknown aggregation
+    if c.dataset == "chain" and not c.levels: c.fail("levels", "a non-empty list for the chain dataset", c.levels)
+    unknown = set(c.engine_settings("prm")) - PRM_SETTINGS
+    if unknown: c.fail("engines", f"PRM settings among {sorted(PRM_SETTINGS)} under 'prm'", c.engines)
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #ff0f66d7
 def load_problems(cfg: TTSConfig) -> list[Problem]:
     "The evaluation problems of `cfg`."
+    if cfg.dataset == "chain":                            # reasonbook's reasoners: bare expressions like 47+8-3
+        from reasonbook.reasoners import chain_dataset
+        return [p for lv in cfg.levels for p in chain_dataset(cfg.n_problems or 16, level=lv, seed=cfg.seed)]
     if cfg.dataset == "arithmetic":
         return [p for lv in cfg.levels for p in load_benchmark(f"arithmetic-{lv}", limit=cfg.n_problems, seed=cfg.seed)]
     return load_benchmark(cfg.dataset, limit=cfg.n_problems)
@@ -530,7 +587,33 @@ def rule_dataset(dataset: str) -> str:
 # %% ../nbs/20_tts_compute_optimal.ipynb #e91789f4
 def policy_sampling(cfg: TTSConfig) -> Sampling:
     "How the policy samples one solution in this run."
-    return Sampling(temperature=cfg.temperature, top_p=cfg.top_p, max_tokens=cfg.max_tokens, seed=cfg.seed)
+    style = {k: v for k, v in STYLE_SAMPLING.get(cfg.prompt_style, {}).items() if k != "max_tokens"}
+    return Sampling(**{"temperature": cfg.temperature, "top_p": cfg.top_p, **style}, max_tokens=cfg.solution_tokens,
+                    seed=cfg.seed)
+
+
+def sample_sampling(cfg: TTSConfig) -> Sampling:
+    "How the policy samples one CoT / Best-of-N solution in this run."
+    return replace(policy_sampling(cfg), max_tokens=cfg.sample_tokens)
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #0abd9bcf
+def fit_context(cfg: TTSConfig, backend: Backend, problems: Sequence[Problem], margin: int = 16
+                ) -> tuple[TTSConfig, dict]:
+    "`cfg` with its solution and sample budgets lowered to fit the policy's context, and a record of what was done."
+    ctx = getattr(backend, "max_model_len", None)
+    if not ctx or not problems:
+        return cfg, {"max_model_len": ctx}
+    longest = max(len(backend.encode(build_prompt(backend, p.question, cfg.prompt_style))) for p in problems)
+    room = ctx - longest
+    solution = min(cfg.solution_tokens, room - cfg.max_step_tokens - margin)
+    if solution < cfg.max_step_tokens:
+        raise ValueError(f"fit_context: the longest prompt has {longest} tokens and steps up to max_step_tokens="
+                         f"{cfg.max_step_tokens}, which leaves {solution} tokens of {backend.model_id}'s "
+                         f"max_model_len={ctx} for a solution; lower max_step_tokens or raise max_model_len")
+    sample = min(cfg.sample_tokens, room)
+    record = dict(max_model_len=ctx, longest_prompt=longest, solution_tokens=[cfg.solution_tokens, solution],
+                  sample_tokens=[cfg.sample_tokens, sample])
+    return replace(cfg, max_tokens=solution, sample_max_tokens=sample), record
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #5ad8e60d
 @dataclass
@@ -550,7 +633,7 @@ class Samples:
 # %% ../nbs/20_tts_compute_optimal.ipynb #a677e430
 def run_samples(backend: Backend, cfg: TTSConfig, problems: Sequence[Problem]) -> Samples:
     "Greedy CoT and max(budgets) samples per problem, graded, with Pass@1 and the difficulty bins."
-    sp = policy_sampling(cfg)
+    sp = sample_sampling(cfg)
     cot = sample_cot(backend, problems, 1, replace(sp, temperature=0.0, top_p=1.0), prompt_style=cfg.prompt_style,
                      desc="CoT")
     samples = sample_cot(backend, problems, max(cfg.budgets), sp, prompt_style=cfg.prompt_style)
@@ -567,6 +650,26 @@ def search_at_budgets(search: Callable, backend: Backend, prm: PRM, problems: Se
         raise ValueError(f"search_at_budgets: budgets must be distinct, got {list(budgets)}")
     res = search(backend, prm, [p for _ in budgets for p in problems], [N for N in budgets for _ in problems], m, **kw)
     return {N: [r for r in res if r.n == N] for N in budgets}
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #192b149b
+@contextmanager
+def open_prm(cfg: TTSConfig, spec: str, *, backend: Backend | None = None, golds: dict | None = None, ledger=None):
+    "Load PRM `spec` as role 'prm' (settings `cfg.engines['prm']`) beside the live policy; free it when the block ends."
+    from reasonbook.prm import load_prm
+    ledger = ENGINES if ledger is None else ledger
+    settings = cfg.engine_settings("prm")
+    kw = dict(max_sequences=cfg.prm_max_sequences, max_tokens=cfg.prm_max_tokens, golds=golds)
+    if spec.startswith("oracle"):
+        yield load_prm(spec, **kw)
+        return
+    ledger.declare(*cfg.co_resident)
+    with ledger.track("prm", spec, settings):
+        shared = spec.startswith("judge:") and backend is not None     # the judge reads with the policy's own model
+        prm = load_prm(spec, backend=backend, **kw, **({} if shared else settings))
+        try:
+            yield prm
+        finally:
+            prm.close()
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #c88e789a
 SEARCHES = {"Beam search": beam_search, "DVTS": dvts}
@@ -708,6 +811,12 @@ def table2_voting(runs: dict[str, PRMRun]) -> pd.DataFrame:
                          for spec, run in runs.items() for s in SELECTIONS], columns=["prm", "selection", "accuracy"])
 
 
+def table2_column(prm: str) -> int | None:
+    "Which column of the paper's Table 2 a PRM (id or name) belongs to: 0 Skywork, 1 Qwen2.5-Math-PRM, None neither."
+    from reasonbook.prm import prm_family
+    return {"skywork": 0, "qwen-math-prm": 1}.get(prm_family(str(prm)))
+
+
 def table2_vs_paper(t2: pd.DataFrame, labels: dict[str, str], n: int) -> pd.DataFrame:
     "Table 2 as in the paper (selections as rows), the paper's two PRM columns first."
     ours = {f"ours {labels[p]} (N={n})": [round(a, 1) for a in t.accuracy] for p, t in t2.groupby("prm", sort=False)}
@@ -723,7 +832,8 @@ def table5_compute_optimal(table: pd.DataFrame, samples: Samples, cfg: TTSConfig
                            policy: str, policy_params: float) -> pd.DataFrame:
     "Table 5 for this run: one row per PRM."
     N, bins, rows = max(cfg.search_budgets), samples.bins, []
-    rule = {b: compute_optimal_method(policy_params, rule_dataset(cfg.dataset), b) for b in set(bins)}
+    rule = {b: compute_optimal_method(policy_params, rule_dataset(cfg.dataset), b, r1_distilled=cfg.prompt_style == "r1")
+            for b in set(bins)}
     for spec in cfg.prms:
         cand = {m: a for m in ("Majority", "BoN", "Weighted BoN", "Beam search", "DVTS")
                 if (a := per_problem(table, spec, m, N)) is not None}
@@ -800,6 +910,10 @@ def paper_vs_ours_rows(table: pd.DataFrame, t2: pd.DataFrame, samples: Samples, 
     beam = first in cfg.search_prms
     cot = mean_pct(samples.cot_acc)
     t2f = dict(zip(t2[t2.prm == first].selection, t2[t2.prm == first].accuracy))
+    col = next((c for c in (table2_column(first), table2_column(labels[first])) if c is not None), None)
+    col_name = ("Skywork-PRM-7B", "Qwen2.5-Math-PRM-7B")[col] if col is not None else None
+    t2_paper = lambda s: PAPER["table2"][s][col] if col is not None else f"no Table 2 column for {labels[first]}"
+    n_bon = 4 * n_lo                                   # the HF study: beam search at N matches Best-of-N at 4N
     return [
         {"what": "TTS beats CoT of the same policy (Table 5: L-1B 26.0 -> 66.2)", "paper": 66.2 - 26.0,
          "ours": round(acc("Beam search", n_co) - cot, 1) if beam else None,
@@ -807,11 +921,12 @@ def paper_vs_ours_rows(table: pd.DataFrame, t2: pd.DataFrame, samples: Samples, 
         {"what": "majority vote gain over CoT (L-1B 26.0 -> 39.0)", "paper": 39.0 - 26.0,
          "ours": round(acc("Majority", n_max) - cot, 1), "note": f"N={n_max}"},
         {"what": "beam N=4 ~ BoN N=16 (HF study)", "paper": "beam@4 ≈ BoN@16",
-         "ours": f"beam@{n_lo} {acc('Beam search', n_lo):.1f} vs BoN@{n_max} {acc('BoN', n_max):.1f}" if beam else None,
-         "note": "smaller budgets here"},
-        {"what": "Table 2: PRM-Last-Vote (Skywork-PRM-7B)", "paper": PAPER["table2"]["PRM-Last-Vote"][0],
-         "ours": round(t2f["PRM-Last-Vote"], 1), "note": labels[first]},
-        {"what": "Table 2: majority (Skywork column)", "paper": PAPER["table2"]["majority"][0],
+         "ours": (f"beam@{n_lo} {acc('Beam search', n_lo):.1f} vs BoN@{n_bon} {acc('BoN', n_bon):.1f}"
+                  if n_bon in cfg.budgets else f"BoN@{n_bon} not run") if beam else None,
+         "note": f"beam N={n_lo} against BoN N=4x{n_lo}"},
+        {"what": f"Table 2: PRM-Last-Vote ({col_name or 'no matching PRM'})", "paper": t2_paper("PRM-Last-Vote"),
+         "ours": round(t2f["PRM-Last-Vote"], 1), "note": f"{labels[first]}, N={n_max}"},
+        {"what": f"Table 2: majority ({col_name or 'no matching PRM'} column)", "paper": t2_paper("majority"),
          "ours": round(t2f["majority"], 1), "note": f"N={n_max}"},
         {"what": "Llama-3.2-3B pre-training FLOPs 6PD", "paper": 1.62e23, "ours": pretraining_flops(3e9, 9e12),
          "note": "formula check"},

@@ -160,3 +160,59 @@ def test_score_input_errors(prms):
         p.score([(Q, "one string")])
     with pytest.raises(ValueError, match="cannot tell which PRM convention"):
         load_prm("someone/some-model")
+
+
+# --- issue 13 (paper scale): PRMs loaded from folders, one at a time, over several GPUs; Math-Shepherd's labels
+
+@pytest.mark.parametrize("kind", TINY_KINDS)
+def test_tiny_prm_folder_spec_loads_through_the_family_loader(kind, tmp_path, monkeypatch):
+    """`tiny-prm:<kind>` writes the tiny model in its family's checkpoint layout and loads it with the same
+    from_pretrained as a real PRM folder: same adapter class, same scores as the in-memory model."""
+    monkeypatch.setenv("REASONBOOK_CACHE", str(tmp_path))
+    from reasonbook.prm import tiny_prm_folder
+    folder = tiny_prm_folder(kind)
+    assert folder.parent == tmp_path / "tiny-prm" and (folder / "config.json").exists()
+    assert list(folder.glob("*.safetensors"))
+    p, p2 = tiny_prm(kind), load_prm(f"tiny-prm:{kind}", device="cpu")
+    assert type(p2) is type(p) and p2.name == f"tiny-prm:{kind}"
+    assert p2.score([(Q, STEPS)])[0] == pytest.approx(p.score([(Q, STEPS)])[0], abs=1e-5)
+    assert tiny_prm_folder(kind) == folder                       # written once
+
+
+@pytest.mark.parametrize("kind", ["qwen-math-prm", "rlhflow"])
+def test_device_map_loading_gives_the_same_scores(kind, tmp_path, monkeypatch):
+    """T-15: a PRM too large for one GPU loads with device_map (accelerate); on CPU, device_map='cpu' must read the
+    same positions and give the same scores as a plain load."""
+    pytest.importorskip("accelerate")
+    monkeypatch.setenv("REASONBOOK_CACHE", str(tmp_path))
+    a = load_prm(f"tiny-prm:{kind}", device="cpu").score([(Q, STEPS)])
+    b = load_prm(f"tiny-prm:{kind}", device_map="cpu").score([(Q, STEPS)])
+    assert a[0] == pytest.approx(b[0], abs=1e-6)
+
+
+def test_prm_close_frees_the_model():
+    p = tiny_prm("rlhflow")
+    p.close()
+    assert p.model is None
+
+
+class _SPTokenizer:
+    "A SentencePiece-like vocabulary ('▁+' = 648, '▁-' = 387, as Mistral's) whose encode() returns `ids`."
+    def __init__(self, ids): self.ids = ids
+    def encode(self, s, add_special_tokens=False): return self.ids[s]
+    def get_vocab(self): return {"+": 5, "-": 6, "\u2581+": 648, "\u2581-": 387}
+    def convert_ids_to_tokens(self, i): return {v: k for k, v in self.get_vocab().items()}[i]
+
+
+def test_math_shepherd_label_ids_refuse_the_wrong_plus():
+    """T-14: the reference reads the '▁+'/'▁-' pieces (648, 387 on Mistral's tokenizer). A tokenizer whose
+    encode('+') is the bare '+' although '▁+' exists, or is two tokens, is refused instead of scoring silently."""
+    from reasonbook.prm import _shepherd_label_ids
+    assert _shepherd_label_ids(_SPTokenizer({"+": [648], "-": [387]})) == [648, 387]
+    with pytest.raises(ValueError, match="word-initial piece '▁\\+' \\(id 648\\)"):
+        _shepherd_label_ids(_SPTokenizer({"+": [5], "-": [387]}))
+    with pytest.raises(ValueError, match="is 2 tokens"):
+        _shepherd_label_ids(_SPTokenizer({"+": [648, 5], "-": [387]}))
+    # the adapter uses this lookup: a real folder's tokenizer goes through it at load time
+    p = tiny_prm("math-shepherd")
+    assert p.good_ids == [p.tokenizer.convert_tokens_to_ids("+")] and p.bad_ids == [p.tokenizer.convert_tokens_to_ids("-")]

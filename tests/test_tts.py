@@ -280,3 +280,130 @@ def test_pipeline_end_to_end_on_the_toy_policy(tmp_path):
                "table5": t5.to_dict("records"), "flops": t4.to_dict("records")}
     back = json.loads(write_metrics(tmp_path, metrics).read_text())
     assert back["flops"][-1]["accuracy %"] is None and back["table5"][1]["paper rule (Beam search)@4"] == "not run"
+
+
+# --- issue 13 (paper scale): the fails-at-scale and wrong-result findings of the fidelity review (T-1 ... T-13)
+
+def test_prm_beside_a_vllm_policy_needs_a_memory_fraction_and_is_freed_after_use():
+    """T-1: a PRM loaded beside a vLLM policy that keeps vLLM's default 0.9 of the GPU is refused; with the policy's
+    gpu_memory_utilization set (the full profile: 0.5) it loads as role 'prm', and each PRM is freed before the next."""
+    from reasonbook.runs import EngineLedger, EngineLifecycleError
+    from reasonbook.tts import open_prm
+    cfg = TTSConfig()
+    assert cfg.co_resident == [["policy", "prm"]]
+    ledger = EngineLedger()
+    pol = ledger.opening("policy", "vllm:meta-llama/Llama-3.2-1B-Instruct", {})
+    with pytest.raises(EngineLifecycleError, match="gpu_memory_utilization"):
+        with open_prm(cfg, "tiny:math-shepherd", ledger=ledger):
+            pass
+    ledger.closing(pol)
+    ledger.opening("policy", "vllm:meta-llama/Llama-3.2-1B-Instruct", {"gpu_memory_utilization": 0.5})
+    prms = []
+    for spec in ("tiny:qwen-math-prm", "tiny:rlhflow"):
+        with open_prm(cfg, spec, ledger=ledger) as prm:
+            assert [r.role for r in ledger.live] == ["policy", "prm"] and prm.model is not None
+            prms.append(prm)
+        assert prm.model is None and [r.role for r in ledger.live] == ["policy"]
+    assert ledger.max_live == 2 and [r.spec for r in ledger.records if r.role == "prm"] == ["tiny:qwen-math-prm", "tiny:rlhflow"]
+    # without the co-residence declaration a PRM beside the policy is refused outright
+    ledger2 = EngineLedger()
+    ledger2.opening("policy", "vllm:x", {"gpu_memory_utilization": 0.5})
+    with pytest.raises(EngineLifecycleError, match="declare the roles co-resident"):
+        with open_prm(replace(cfg, co_resident=[]), "tiny:rlhflow", ledger=ledger2):
+            pass
+
+
+def test_full_profile_sets_the_policy_memory_fraction_and_reference_budgets(tmp_path):
+    """T-1, T-5, T-6, T-11: the full profile leaves half the GPU to the PRM, samples with top-p 1.0 (both references),
+    gives CoT/BoN samples 8192 tokens and search solutions 40 steps x 2048 tokens."""
+    params = {**_parameters_cell(), **run_parameters(ROOT, "tts", "full", {}, tmp_path)}
+    cfg = TTSConfig.from_params(params)
+    assert cfg.engine_settings("policy")["gpu_memory_utilization"] == 0.5 and cfg.co_resident == [["policy", "prm"]]
+    assert cfg.top_p == 1.0 and cfg.sample_tokens == 8192 and cfg.solution_tokens == 40 * 2048
+    from reasonbook.tts import policy_sampling, sample_sampling
+    assert policy_sampling(cfg).max_tokens == 81920 and sample_sampling(cfg).max_tokens == 8192
+
+
+@pytest.mark.parametrize("profile", ["rehearsal", "table2"])
+def test_other_profiles_validate(profile, tmp_path):
+    params = {**_parameters_cell(), **run_parameters(ROOT, "tts", profile, {}, tmp_path)}
+    cfg = TTSConfig.from_params(params)
+    assert "gpu_memory_utilization" in cfg.engine_settings("policy")     # the ledger requires it beside a PRM
+
+
+def test_compute_optimal_bucket_uses_nominal_size():
+    """T-3: Qwen2.5-32B-Instruct counts 32.8B parameters; by its nominal size (policy_params=32e9, or the size its id
+    names) it is a 7-32B policy: DVTS on easy/medium, beam search on hard -- not Best-of-N."""
+    from reasonbook.tts import policy_size
+    model = "vllm:Qwen/Qwen2.5-32B-Instruct"
+    for p in (policy_size(32e9, [model], counted=32.8e9), policy_size(None, [model], counted=32.8e9)):
+        assert p == 32e9
+        assert compute_optimal_method(p, difficulty="easy") == "dvts"
+        assert compute_optimal_method(p, difficulty="hard") == "beam_search"
+    # no snapshot (0 counted parameters) and no size in the id: an error, never a size of 0
+    with pytest.raises(ValueError, match="policy_params"):
+        policy_size(None, ["vllm:org/policy"], counted=0)
+    # a profile's policy_params left behind after -p model changed the policy
+    with pytest.raises(ValueError, match="names 3.2e\\+10"):
+        policy_size(1e9, [model], counted=32.8e9)
+
+
+def test_prompt_styles_qwen_and_r1():
+    """T-4: the paper's code prompts Qwen2.5 policies with its CoT system prompt and R1-distilled ones in the user
+    turn, sampled at T=0.6, top-p 0.95, 32768 tokens."""
+    from reasonbook.tts import COT_PROMPT, build_prompt, sample_sampling
+
+    class Chat(ToyBackend):
+        def chat(self, messages, system=None, add_generation_prompt=True):
+            return f"[system]{system}[user]{messages}"
+    assert build_prompt(Chat(), "Q?", "qwen") == f"[system]{COT_PROMPT}[user]Q?"
+    assert build_prompt(Chat(), "Q?", "r1") == f"[system]None[user]Q?\n\n{COT_PROMPT}"
+    sp = sample_sampling(TTSConfig(prompt_style="r1", temperature=0.7, top_p=1.0))
+    assert (sp.temperature, sp.top_p, sp.max_tokens) == (0.6, 0.95, 32768)
+
+
+def test_fit_context_keeps_every_request_inside_max_model_len():
+    """The overflow path: with budgets beyond the policy's context, every request beam search and the samples send
+    stays below max_model_len (prompt + completion), and beams that reach the lowered budget finish by length."""
+    from reasonbook.tts import fit_context, policy_sampling, sample_sampling
+
+    class Ctx(ToyBackend):
+        max_model_len = 60
+        def generate_samples(self, requests, sampling, desc=None):
+            outs = super().generate_samples(requests, sampling, desc)
+            for (p, _), o in zip(requests, outs):
+                assert len(self.encode(p)) + len(o.token_ids) <= self.max_model_len - 1
+            return outs
+    toy = Ctx(p_correct=0.6, noise=True)
+    cfg = TTSConfig(max_tokens=None, max_iterations=40, max_step_tokens=8, sample_max_tokens=8192, prompt_style="none",
+                    budgets=[4], search_budgets=[4], beam_width=2)
+    fitted, rec = fit_context(cfg, toy, PROBS, margin=1)
+    assert rec["solution_tokens"][0] == 320 and fitted.solution_tokens < 60 and fitted.sample_tokens < 60
+    res = beam_search(toy, OraclePRM(), PROBS, 4, 2, sampling=policy_sampling(fitted), max_iterations=40,
+                      max_step_tokens=8, prompt_style="none")
+    assert all(c.num_tokens <= fitted.solution_tokens + 8 for r in res for c in r.candidates)
+    run_samples(toy, fitted, PROBS)
+    assert sample_sampling(fitted).max_tokens == fitted.sample_tokens
+
+
+def test_table2_column_by_prm_and_bon_at_four_times_the_beam_budget():
+    """T-13: the paper's Table 2 column is chosen by the PRM's family (none for another PRM), and 'beam N=4 ~ BoN
+    N=16' compares beam search at the smallest search budget with Best-of-N at 4x it."""
+    from reasonbook.tts import table2_column
+    assert table2_column("Skywork/Skywork-o1-Open-PRM-Qwen-2.5-7B") == 0
+    assert table2_column("Qwen/Qwen2.5-Math-PRM-7B") == 1
+    assert table2_column("RLHFlow/Llama3.1-8B-PRM-Deepseek-Data") is None
+    prm = "Qwen/Qwen2.5-Math-PRM-7B"
+    cfg = TTSConfig(prms=[prm], search_prms=[prm], budgets=[1, 2, 4, 8], search_budgets=[2], beam_width=2,
+                    max_iterations=6, max_tokens=200, subset_trials=4)
+    toy = ToyBackend(p_correct=0.6)
+    samples = run_samples(toy, cfg, PROBS)
+    runs = {prm: run_prm(toy, OraclePRM(), cfg, samples)}
+    table, t2 = accuracy_table(samples, runs, cfg), table2_voting(runs)
+    rows = paper_vs_ours_rows(table, t2, samples, cfg, {prm: prm})
+    means = accuracy_means(table)[prm]
+    assert rows[2]["ours"] == f"beam@2 {means['Beam search']['2']:.1f} vs BoN@8 {means['BoN']['8']:.1f}"
+    assert rows[3]["paper"] == 87.6 and "Qwen2.5-Math-PRM-7B" in rows[3]["what"]          # PRM-Last-Vote, Qwen column
+    rows_r = paper_vs_ours_rows(table.replace(prm, "RLHFlow/x"), t2.replace(prm, "RLHFlow/x"), samples,
+                                replace(cfg, prms=["RLHFlow/x"], search_prms=["RLHFlow/x"]), {"RLHFlow/x": "RLHFlow/x"})
+    assert rows_r[3]["paper"] == "no Table 2 column for RLHFlow/x"
