@@ -185,3 +185,6 @@ def main(argv=None):
         print(f"reasonbook: error: {e}", file=sys.stderr); return 2
     print(format_summary(rows))
     return 0 if all(r["status"] in ("ok", "missing") for r in rows) else 1
+
+# %% ../nbs/07_cli.ipynb #c8b40aa7
+if __name__ == "__main__" and "ipykernel" not in sys.modules: sys.exit(main())

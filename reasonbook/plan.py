@@ -7,7 +7,7 @@ Docs: https://reasonbook.github.io/reasonbook/plan.html.md"""
 # %% ../nbs/07a_plan.ipynb #50d5f1c3
 from __future__ import annotations
 import ast, json, math
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Mapping, Sequence
 
@@ -69,6 +69,12 @@ class EngineSettings:
 
     @property
     def gpus(self) -> int: return self.tensor_parallel_size * self.pipeline_parallel_size
+
+    @classmethod
+    def of(cls, settings: Mapping) -> "EngineSettings":
+        "The settings that decide memory, from a role's engine settings (others, e.g. `enforce_eager`, are ignored)."
+        names = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in (settings or {}).items() if k in names})
 
 # %% ../nbs/07a_plan.ipynb #363f6019
 @dataclass
@@ -156,7 +162,7 @@ def paper_stages(paper: str, params: Mapping, shape_of, engines: Mapping | None 
     engines = {**(params.get("engines") or {}), **(engines or {})}
     stages = []
     for name, roles in PAPER_STAGES[paper]:
-        rs = [Role(role, m, shape_of(m), EngineSettings(**engines.get(role, {})))
+        rs = [Role(role, m, shape_of(m), EngineSettings.of(engines.get(role, {})))
               for role, key in roles for m in _models(params.get(key))]
         if rs: stages.append(Stage(name, rs))
     return stages
