@@ -25,21 +25,23 @@ from .backends import Sampling
 from .data import Problem, load_benchmark, split_steps
 from .grading import coverage_at_k, extract_answer, grade, is_equiv, majority_vote, normalize_answer, pass_at_k
 from .plots import figure_title, paper_vs_ours
-from .runs import ConfigError, PaperConfig, TrainCache, open_backend
+from .runs import ENGINES, ConfigError, PaperConfig, TrainCache, open_backend
 from .train import TrainResult, launch
 
 # %% auto #0
-__all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', 'TRAIN_KEYS', 'METHODS', 'PASS_K_METHODS',
-           'DPO_TAGS', 'TEST_SEED_OFFSET', 'TEST_OVERSAMPLE', 'SYNTH_TOKENS_FACTOR', 'SELF_EXPLORE_K', 'PAPER',
-           'DPO_RECIPES', 'solve_prompt', 'parse_synthetic', 'synthetic_candidates', 'verify_by_agreement',
+__all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', 'PIT_RULES', 'TRAIN_KEYS', 'METHODS',
+           'PASS_K_METHODS', 'DPO_TAGS', 'TEST_SEED_OFFSET', 'TEST_OVERSAMPLE', 'SYNTH_TOKENS_FACTOR', 'SELF_EXPLORE_K',
+           'NEGATIVE_SEED_OFFSET', 'ROLLOUT_SEED_OFFSET', 'ROLES', 'PAPER', 'DPO_RECIPES', 'tokenizer_bos',
+           'solve_prompt', 'fit_sampling', 'parse_synthetic', 'synthetic_candidates', 'verify_by_agreement',
            'synthesize_problems', 'sft_data', 'Trace', 'sample_traces', 'rft_data', 'rft', 'negatives',
-           'positives_by_problem', 'dpo_pairs', 'prefix_text', 'best_of_k_value', 'PrefixPlan', 'plan_rollouts',
-           'step_values', 'advantages', 'first_pit', 'per_step_pairs', 'first_failed_step', 'self_explore_pairs',
-           'train_rows', 'sft', 'dpo', 'per_step_dpo', 'evaluate', 'test_error', 'fit_power_law', 'power_law',
-           'efficiency_multiplier', 'scaling_table', 'SyntheticConfig', 'dataset_name', 'seed_set', 'test_problems',
-           'synthetic_data', 'Lab', 'policy_spec', 'synthetic_lab', 'Evaluation', 'evaluate_policy',
-           'train_and_evaluate', 'sft_hparams', 'dpo_hparams', 'PolicySamples', 'sample_pi_sft', 'SizeRun', 'run_rft',
-           'run_dpo', 'run_size', 'run_scaling', 'method_correct', 'error_table', 'plot_error_vs_data',
+           'positives_by_problem', 'dpo_pairs', 'step_spans', 'step_prefix', 'best_of_k_value', 'PrefixPlan',
+           'plan_rollouts', 'step_values', 'advantages', 'first_pit', 'per_step_pairs', 'first_failed_step',
+           'self_explore_pairs', 'train_rows', 'model_bos', 'sft', 'dpo', 'per_step_dpo', 'evaluate', 'test_error',
+           'fit_power_law', 'power_law', 'efficiency_multiplier', 'scaling_table', 'SyntheticConfig', 'dataset_name',
+           'seed_set', 'test_problems', 'synthetic_data', 'write_d_syn', 'Lab', 'policy_spec', 'synthetic_lab',
+           'Evaluation', 'evaluate_policy', 'train_and_evaluate', 'sft_hparams', 'dpo_hparams', 'expected_steps',
+           'with_min_steps', 'train_record', 'PolicySamples', 'sample_pi_sft', 'SizeRun', 'run_rft', 'run_dpo',
+           'run_size', 'run_scaling', 'copied_points', 'method_correct', 'error_table', 'plot_error_vs_data',
            'plot_efficiency_multipliers', 'pass_at_k_table', 'plot_pass_at_k', 'beta_correct', 'run_beta_sweep',
            'run_self_explore', 'plot_dpo_vs_per_step_beta', 'advantage_examples', 'plot_advantages', 'paper_table',
            'learner_name']
@@ -48,9 +50,35 @@ __all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', '
 SOLVE_INSTRUCTION = ("{question}\n\nThink step by step, with a blank line between steps, then give the final answer "
                      "in \\boxed{{}}.")
 
+def tokenizer_bos(tokenizer) -> str:
+    "The BOS token text when `tokenizer` adds a BOS by default (as the trainer's tokenisation does), else ''."
+    bos = getattr(tokenizer, "bos_token", None)
+    if not bos or getattr(tokenizer, "bos_token_id", None) is None:
+        return ""
+    try:
+        ids = tokenizer("x")["input_ids"]
+    except Exception:
+        return ""
+    return bos if ids and ids[0] == tokenizer.bos_token_id else ""
+
 def solve_prompt(backend, question: str) -> str:
-    "The learner's chat-formatted prompt for `question`."
-    return backend.chat(SOLVE_INSTRUCTION.format(question=question))
+    "The learner's chat-formatted prompt for `question`, starting with BOS when its tokenizer adds one (see below)."
+    text = backend.chat(SOLVE_INSTRUCTION.format(question=question))
+    bos = tokenizer_bos(getattr(backend, "tokenizer", None))
+    return text if not bos or text.startswith(bos) else bos + text
+
+# %% ../nbs/30_synthetic_negatives.ipynb #4db2abac
+def fit_sampling(backend, prompts: Sequence[str], sampling: Sampling, where: str = "generate") -> Sampling:
+    "`sampling` with `max_tokens` capped so the longest of `prompts` plus its completion fits the engine's `max_model_len`."
+    cap = getattr(backend, "max_model_len", None)
+    if not cap or not prompts:
+        return sampling
+    longest = max(len(backend.encode(p)) for p in prompts)
+    room = cap - longest
+    if room < 1:
+        raise ValueError(f"{where}: a prompt of {longest} tokens leaves no room in max_model_len={cap} of "
+                         f"{getattr(backend, 'model_id', backend)}; raise engines[role].max_model_len or shorten the prompts")
+    return sampling if sampling.max_tokens <= room else replace(sampling, max_tokens=room)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #b1af84c9
 SYNTHESIS_TEMPLATE = """Here is a math problem and its worked solution.
@@ -87,7 +115,8 @@ def synthetic_candidates(generator, seeds: Sequence[Problem], *, n_per_seed: int
     sampling = sampling or Sampling(temperature=GENERATOR_TEMPERATURE, max_tokens=512)
     prompts = [generator.chat(SYNTHESIS_TEMPLATE.format(question=s.question, solution=s.solution or s.answer))
                for s in seeds]
-    outs = generator.generate(prompts, replace(sampling, n=n_per_seed), desc="synthesize")
+    outs = generator.generate(prompts, fit_sampling(generator, prompts, replace(sampling, n=n_per_seed), "synthesize"),
+                              desc="synthesize")
     cands, seen = [], set()
     for seed, comps in zip(seeds, outs):
         for j, got in enumerate(parse_synthetic(c.text) for c in comps):
@@ -105,8 +134,8 @@ def verify_by_agreement(generator, cands: Sequence[Problem], k: int = 4, min_agr
     if k <= 0 or not cands:
         return list(cands)
     sampling = sampling or Sampling(temperature=0.7, max_tokens=512)
-    outs = generator.generate([solve_prompt(generator, p.question) for p in cands], replace(sampling, n=k),
-                              desc="verify")
+    prompts = [solve_prompt(generator, p.question) for p in cands]
+    outs = generator.generate(prompts, fit_sampling(generator, prompts, replace(sampling, n=k), "verify"), desc="verify")
     kept = []
     for p, comps in zip(cands, outs):
         answers = [extract_answer(c.text) for c in comps]
@@ -156,7 +185,7 @@ def sample_traces(backend, problems: Sequence[Problem], k: int, sampling: Sampli
     "`k` graded samples per problem from `backend`, in one call."
     sampling = replace(sampling or Sampling(temperature=0.7, max_tokens=256), n=k)
     prompts = [solve_prompt(backend, p.question) for p in problems]
-    outs = backend.generate(prompts, sampling, desc=desc)
+    outs = backend.generate(prompts, fit_sampling(backend, prompts, sampling, desc or "sample"), desc=desc)
     return [[Trace(p, pr, c.text, grade(c.text, p.answer), c.finish_reason) for c in comps]
             for p, pr, comps in zip(problems, prompts, outs)]
 
@@ -226,9 +255,24 @@ def dpo_pairs(negs: Sequence[Trace], positives: dict[str, list[str]]) -> list[di
     return pairs
 
 # %% ../nbs/30_synthetic_negatives.ipynb #f4c8a964
-def prefix_text(steps: Sequence[str], i: int, delimiter: str = "\n\n") -> str:
-    "The solution text of the first `i` steps, ending with the delimiter (empty for i = 0) so the next step follows."
-    return delimiter.join(steps[:i]) + (delimiter if i > 0 else "")
+def step_spans(text: str, delimiter: str = "\n\n") -> list[tuple[int, int]]:
+    "`(start, end)` character offsets in `text` of each step `split_steps(text, delimiter)` returns (stripped)."
+    if not delimiter:
+        raise ValueError("step_spans: delimiter must be a non-empty string")
+    spans, pos = [], 0
+    for piece in (text or "").split(delimiter):
+        s = piece.strip()
+        if s:
+            a = pos + len(piece) - len(piece.lstrip())
+            spans.append((a, a + len(s)))
+        pos += len(piece) + len(delimiter)
+    return spans
+
+def step_prefix(text: str, spans: Sequence[tuple[int, int]], i: int) -> str:
+    "ŷ_{1:i} as the model wrote it: `text` up to where step i+1 begins ('' for i = 0, all of `text` for i = L)."
+    if not 0 <= i <= len(spans):
+        raise ValueError(f"step_prefix: i must be in 0..{len(spans)}, got {i}")
+    return "" if i == 0 else text if i == len(spans) else text[:spans[i][0]]
 
 def best_of_k_value(n: int, c: int, K: int) -> float:
     "Estimate of P(any of K rollouts correct) from c correct out of n ≥ K rollouts (unbiased; = 1[c>0] when n = K)."
@@ -240,7 +284,7 @@ def best_of_k_value(n: int, c: int, K: int) -> float:
 @dataclass(frozen=True)
 class PrefixPlan:
     "How Q of one prefix is obtained: by rolling out batch prompt `rollout`, or (complete traces) from its `grade`."
-    prefix: str = ""            # ŷ_{1:i} with its trailing delimiter: rollouts are graded as prefix + continuation
+    prefix: str = ""            # ŷ_{1:i}, a literal slice of the trace's text: rollouts are graded as prefix + continuation
     gold: str = ""              # the problem's answer
     rollout: int | None = None  # index of prompt + prefix in the one generate call
     grade: bool | None = None   # set (instead of `rollout`) for the complete, untruncated trace
@@ -249,12 +293,12 @@ def plan_rollouts(traces: Sequence[Trace], delimiter: str = "\n\n") -> tuple[lis
     "One `PrefixPlan` per prefix i = 0..L of each trace, and the distinct prompts to roll out."
     plan, index, prompts = [], {}, []
     for t in traces:
-        steps, row = split_steps(t.text, delimiter), []
-        for i in range(len(steps) + 1):
-            if i == len(steps) and t.finish_reason != "length":
+        spans, row = step_spans(t.text, delimiter), []
+        for i in range(len(spans) + 1):
+            if i == len(spans) and t.finish_reason != "length":
                 row.append(PrefixPlan(grade=bool(t.correct)))
                 continue
-            pre = prefix_text(steps, i, delimiter)
+            pre = step_prefix(t.text, spans, i)
             index.setdefault(t.prompt + pre, len(index))
             row.append(PrefixPlan(pre, t.problem.answer, index[t.prompt + pre]))
         plan.append(row)
@@ -274,7 +318,8 @@ def step_values(backend, traces: Sequence[Trace], *, K: int = 5, n_rollouts: int
         raise ValueError(f"step_values: need 1 <= K <= n_rollouts, got K={K}, n_rollouts={n}")
     plan, prompts = plan_rollouts(traces, delimiter)
     sampling = replace(sampling or Sampling(temperature=0.7, max_tokens=256), n=n)
-    outs = backend.generate(prompts, sampling, desc="step rollouts") if prompts else []
+    outs = backend.generate(prompts, fit_sampling(backend, prompts, sampling, "step rollouts"),
+                            desc="step rollouts") if prompts else []
     graded: dict[tuple[int, str], list[tuple[str, bool]]] = {}
     def rolled(p: PrefixPlan) -> list[tuple[str, bool]]:
         if p.rollout is None:
@@ -293,30 +338,36 @@ def advantages(q: Sequence[float]) -> list[float]:
     return [float(q[i] - q[i - 1]) for i in range(1, len(q))]
 
 # %% ../nbs/30_synthetic_negatives.ipynb #963afe58
-def first_pit(q: Sequence[float], tol: float = 1e-9) -> int:
-    "The first pit c ∈ 1..L: the FIRST step whose value Q(x, ŷ_{1:c}) is the lowest, from q = [Q_0, …, Q_L]."
+PIT_RULES = ("min_q", "min_advantage")
+
+def first_pit(q: Sequence[float], tol: float = 1e-9, rule: str = "min_q") -> int:
+    "The first pit c ∈ 1..L from q = [Q_0, …, Q_L]: the FIRST step with the lowest Q (`min_q`) or lowest A_i (`min_advantage`)."
     if len(q) < 2:
         raise ValueError(f"first_pit: need values for at least one step (q = [Q_0, Q_1, ...]), got {list(q)}")
-    low = min(q[1:])
-    return next(i for i in range(1, len(q)) if q[i] <= low + tol)
+    if rule not in PIT_RULES:
+        raise ValueError(f"first_pit: rule must be one of {PIT_RULES}, got {rule!r}")
+    v = list(q[1:]) if rule == "min_q" else advantages(q)
+    low = min(v)
+    return next(i for i in range(1, len(q)) if v[i - 1] <= low + tol)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #d49e9201
 def per_step_pairs(traces: Sequence[Trace], values: Sequence[Sequence[float]], positives: dict[str, list[str]],
-                   delimiter: str = "\n\n") -> list[dict]:
-    "The paper's per-step DPO pairs: chosen = a correct solution, rejected = the negative's prefix up to its first pit."
+                   delimiter: str = "\n\n", rule: str = "min_q") -> list[dict]:
+    "The paper's per-step DPO pairs: chosen = a correct solution, rejected = the negative's text up to its first pit."
     if len(traces) != len(values):
         raise ValueError(f"per_step_pairs: {len(traces)} traces but {len(values)} value lists")
     pairs, used = [], {}
     for t, q in zip(traces, values):
-        steps = split_steps(t.text, delimiter)
+        spans = step_spans(t.text, delimiter)
         pos = positives.get(t.problem_id)
-        if not steps or not pos or len(q) != len(steps) + 1:
+        if not spans or not pos or len(q) != len(spans) + 1:
             continue
-        c = first_pit(q)
+        c = first_pit(q, rule=rule)
         i = used.get(t.problem_id, 0); used[t.problem_id] = i + 1
-        pairs.append({"prompt": t.prompt, "chosen": pos[i % len(pos)], "rejected": delimiter.join(steps[:c]),
-                      "rejected_is_prefix": c < len(steps), "problem_id": t.problem_id, "pit": c,
-                      "num_steps": len(steps), "q": list(map(float, q))})
+        pairs.append({"prompt": t.prompt, "chosen": pos[i % len(pos)], "rejected": t.text[:spans[c - 1][1]],
+                      "rejected_is_prefix": c < len(spans), "problem_id": t.problem_id, "pit": c,
+                      "pit_other_rule": first_pit(q, rule=next(r for r in PIT_RULES if r != rule)),
+                      "num_steps": len(spans), "q": list(map(float, q))})
     return pairs
 
 # %% ../nbs/30_synthetic_negatives.ipynb #66881eac
@@ -329,41 +380,58 @@ def first_failed_step(rollout_correct: Sequence[Sequence[bool]], k: int = 4) -> 
 
 # %% ../nbs/30_synthetic_negatives.ipynb #b512e1cd
 def self_explore_pairs(traces: Sequence[Trace], rollouts, delimiter: str = "\n\n", k: int = 4) -> list[dict]:
-    "Self-Explore pairs: prompt = x + ŷ_{1:c−1}, chosen = a correct rollout from there, rejected = the step ŷ_c."
-    pairs = []
+    "Self-Explore pairs: prompt = x + ŷ_{1:c−1}, chosen = the shortest unused correct rollout from there, rejected = ŷ_c."
+    pairs, used, seen = [], {}, set()
     for t, r in zip(traces, rollouts):
-        steps = split_steps(t.text, delimiter)
-        if len(r) != len(steps) + 1:
+        spans = step_spans(t.text, delimiter)
+        if len(r) != len(spans) + 1:
             continue
         c = first_failed_step([[ok for _, ok in ri] for ri in r], k)
-        good = [txt for txt, ok in r[c - 1][:k] if ok and txt.strip()] if c is not None else []
-        if not good:
+        if c is None:
             continue
-        pairs.append({"prompt": t.prompt + prefix_text(steps, c - 1, delimiter), "chosen": good[0].strip(),
-                      "rejected": steps[c - 1], "rejected_is_prefix": c < len(steps), "problem_id": t.problem_id,
-                      "pit": c, "num_steps": len(steps)})
+        prompt = t.prompt + step_prefix(t.text, spans, c - 1)
+        good = sorted({txt.strip() for txt, ok in r[c - 1][:k] if ok and txt.strip()}, key=lambda s: (len(s), s))
+        fresh = [g for g in good if g not in used.get(prompt, set())]
+        rejected = t.text[slice(*spans[c - 1])]
+        if not fresh or (prompt, fresh[0], rejected) in seen:
+            continue
+        used.setdefault(prompt, set()).add(fresh[0]); seen.add((prompt, fresh[0], rejected))
+        pairs.append({"prompt": prompt, "chosen": fresh[0], "rejected": rejected, "rejected_is_prefix": c < len(spans),
+                      "problem_id": t.problem_id, "pit": c, "num_steps": len(spans)})
     return pairs
 
 # %% ../nbs/30_synthetic_negatives.ipynb #80f30378
 TRAIN_KEYS = ("prompt", "completion", "chosen", "rejected", "rejected_is_prefix")
 
-def train_rows(rows: Sequence[dict]) -> list[dict]:
-    "The training fields of data rows (bookkeeping such as `problem_id`, `pit` or `q` is dropped)."
-    return [{k: v for k, v in r.items() if k in TRAIN_KEYS} for r in rows]
+def train_rows(rows: Sequence[dict], bos: str = "") -> list[dict]:
+    "The training fields of data rows (bookkeeping such as `problem_id`, `pit` or `q` is dropped), `bos` cut from prompts."
+    out = []
+    for r in rows:
+        d = {k: v for k, v in r.items() if k in TRAIN_KEYS}
+        if bos and d.get("prompt", "").startswith(bos):   # the trainer's tokenizer adds its own BOS
+            d["prompt"] = d["prompt"][len(bos):]
+        out.append(d)
+    return out
+
+def model_bos(model) -> str:
+    "The BOS text `model`'s tokenizer adds by default ('' if none): what `train_rows` cuts before training."
+    from transformers import AutoTokenizer
+    from reasonbook.train import resolve_model_path
+    return tokenizer_bos(AutoTokenizer.from_pretrained(resolve_model_path(str(model))))
 
 # %% ../nbs/30_synthetic_negatives.ipynb #29ceeb15
 def sft(model, rows: Sequence[dict], output_dir, *, launcher: str = "", **kw) -> TrainResult:
     "SFT of `model` on prompt–completion rows (`sft_data`: SFT on D_syn; `rft_data`: RFT); see `reasonbook.train.sft`."
-    return launch("sft", model, train_rows(rows), output_dir, launcher=launcher, **kw)
+    return launch("sft", model, train_rows(rows, model_bos(model)), output_dir, launcher=launcher, **kw)
 
 def dpo(pi_sft, pairs: Sequence[dict], output_dir, *, launcher: str = "", **kw) -> TrainResult:
     "Standard DPO from π_sft with π_sft as the reference, on (prompt, chosen, rejected) pairs (`dpo_pairs`)."
-    return launch("dpo", pi_sft, train_rows(pairs), output_dir, launcher=launcher, **kw)
+    return launch("dpo", pi_sft, train_rows(pairs, model_bos(pi_sft)), output_dir, launcher=launcher, **kw)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #123dd542
 def per_step_dpo(pi_sft, pairs: Sequence[dict], output_dir, *, beta: float = 0.1, launcher: str = "",
                  **kw) -> TrainResult:
-    "The paper's per-step DPO: DPO from π_sft, π_sft as the reference, on `per_step_pairs` (rejected = ŷ_{1:c})."
+    "Per-step DPO as trained here: standard DPO from π_sft (its own reference) on `per_step_pairs` (rejected = ŷ_{1:c})."
     return dpo(pi_sft, pairs, output_dir, beta=beta, launcher=launcher, **kw)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #cb6918f2
@@ -408,6 +476,8 @@ def _check_correct(correct: dict[str, dict[int, Sequence[bool]]], base: str) -> 
     "The number of test problems, after checking every method and size has one result per problem."
     if base not in correct:
         raise ValueError(f"scaling_table: base method {base!r} not in {list(correct)}")
+    if len(correct[base]) < 2:
+        raise ValueError(f"scaling_table: base method {base!r} needs >= 2 sizes, got {sorted(correct[base])}")
     m = len(correct[base][min(correct[base])])
     for meth, by_n in correct.items():
         for n, c in by_n.items():
@@ -416,9 +486,9 @@ def _check_correct(correct: dict[str, dict[int, Sequence[bool]]], base: str) -> 
     return m
 
 def _power_fits(arr: dict[str, dict[int, np.ndarray]], idx, floor: float) -> dict[str, tuple[float, float]]:
-    "`(a, alpha)` per method from the test problems `idx` (errors floored at `floor`)."
+    "`(a, alpha)` per method from the test problems `idx` (errors floored at `floor`); NaN with fewer than 2 sizes."
     return {meth: fit_power_law(sorted(by_n), [max(1.0 - by_n[n][idx].mean(), floor) for n in sorted(by_n)])
-            for meth, by_n in arr.items()}
+            if len(by_n) >= 2 else (float("nan"), float("nan")) for meth, by_n in arr.items()}
 
 # %% ../nbs/30_synthetic_negatives.ipynb #258163f7
 def scaling_table(correct: dict[str, dict[int, Sequence[bool]]], base: str = "SFT", n_ref: float | None = None,
@@ -431,7 +501,7 @@ def scaling_table(correct: dict[str, dict[int, Sequence[bool]]], base: str = "SF
     rng = np.random.default_rng(seed)
     boots = [_power_fits(arr, rng.integers(0, m, m), 1.0 / (2 * m)) for _ in range(n_boot)]
     q = (100 * (1 - ci) / 2, 100 * (1 + ci) / 2)
-    pct = lambda x: [float(np.percentile(x, p)) for p in q] if len(x) else [float("nan")] * 2
+    pct = lambda x: [float(np.percentile(x, p)) for p in q] if len(x) and np.isfinite(x).all() else [float("nan")] * 2
     rows = []
     for meth in arr:
         mult = np.array([efficiency_multiplier(b[base], b[meth], n_ref) for b in boots])
@@ -449,6 +519,9 @@ TEST_SEED_OFFSET = 1000   # the generated test set is drawn with seed + 1000, ap
 TEST_OVERSAMPLE = 3       # draw 3 × n_test generated problems, drop D_syn's questions, keep the first n_test
 SYNTH_TOKENS_FACTOR = 4   # a written problem + solution may use 4 × max_tokens
 SELF_EXPLORE_K = 4        # Self-Explore's k rollouts per prefix (at most n_rollouts)
+NEGATIVE_SEED_OFFSET = 1  # negatives drawn in their own call (negative_samples > 0) use seed + 1 ...
+ROLLOUT_SEED_OFFSET = 2   # ... and the Best-of-K rollouts seed + 2: Q_0 is not the mined samples again
+ROLES = ("generator", "learner", "student")   # engine roles: D_syn's writer; the base and π_sft (sampling); the trained policies
 
 # %% ../nbs/30_synthetic_negatives.ipynb #1776ce4c
 PAPER = {
@@ -466,7 +539,7 @@ class SyntheticConfig(PaperConfig):
     model: str = "embedded"
     generator: str | None = None
     engine: Literal["hf", "vllm"] = "hf"
-    engine_kwargs: dict[str, Any] = field(default_factory=dict)
+    student_engine: Literal["hf", "vllm"] | None = None
     seed_problems: str = "arithmetic"
     seed_split: str = "train"
     test_set: str = "arithmetic"
@@ -478,6 +551,9 @@ class SyntheticConfig(PaperConfig):
     step_delimiter: str = "\n\n"
     synth_per_seed: int = 1
     verify_k: int = 4
+    synth_oversample: float = 1.5
+    synth_rounds: int = 3
+    synth_fill: Literal["none", "seeds"] = "none"
     sft_epochs: float = 1
     sft_lr: float = 1e-4
     batch_size: int = 8
@@ -486,10 +562,13 @@ class SyntheticConfig(PaperConfig):
     rft_max_per_problem: int = 1
     rft_include_syn: bool = True
     temperature: float = 0.7
+    negative_samples: int = 0
     negatives_per_problem: int = 1
+    pit_rule: Literal["min_q", "min_advantage"] = "min_q"
     dpo_beta: float = 0.1
     dpo_lr: float = 1e-5
     dpo_epochs: float = 1
+    min_steps: int = 0
     rollout_K: int = 5
     n_rollouts: int = 5
     rollout_max_tokens: int = 48
@@ -511,8 +590,16 @@ def _check_values(self: SyntheticConfig):
     for k in ("n_test", "max_tokens", "rollout_max_tokens", "rft_samples", "rft_max_per_problem",
               "negatives_per_problem", "synth_per_seed", "rollout_K", "batch_size", "n_boot"):
         if getattr(self, k) < 1: self.fail(k, "an integer >= 1", getattr(self, k))
-    for k in ("verify_k", "pass_k", "temperature", "sft_lr", "dpo_lr", "sft_epochs", "dpo_epochs"):
+    for k in ("verify_k", "pass_k", "temperature", "sft_lr", "dpo_lr", "sft_epochs", "dpo_epochs", "negative_samples",
+              "min_steps"):
         if getattr(self, k) < 0: self.fail(k, "a value >= 0", getattr(self, k))
+    mined = self.negative_samples or self.rft_samples
+    if self.negatives_per_problem > mined:
+        self.fail("negatives_per_problem", f"at most the {mined} samples per problem negatives are mined from "
+                  f"({'negative_samples' if self.negative_samples else 'rft_samples'}; raise negative_samples)",
+                  self.negatives_per_problem)
+    if self.synth_rounds < 1: self.fail("synth_rounds", "an integer >= 1", self.synth_rounds)
+    if self.synth_oversample < 1: self.fail("synth_oversample", "a factor >= 1", self.synth_oversample)
     if self.n_rollouts < self.rollout_K:
         self.fail("n_rollouts", f"at least rollout_K = {self.rollout_K}", self.n_rollouts)
     if not self.betas or min(self.betas) <= 0 or self.dpo_beta <= 0:
@@ -527,13 +614,18 @@ def greedy(self: SyntheticConfig) -> Sampling:
 
 @patch(as_prop=True)
 def sampling(self: SyntheticConfig) -> Sampling:
-    "π_sft's samples (RFT positives and negatives) and the pass@k samples."
+    "π_sft's RFT samples (and negatives when `negative_samples` is 0) and the pass@k samples."
     return Sampling(temperature=self.temperature, max_tokens=self.max_tokens, seed=self.seed)
 
 @patch(as_prop=True)
+def negative_sampling(self: SyntheticConfig) -> Sampling:
+    "π_sft's own sampling call for negatives (`negative_samples` > 0): another seed than the RFT samples."
+    return replace(self.sampling, seed=self.seed + NEGATIVE_SEED_OFFSET)
+
+@patch(as_prop=True)
 def rollout_sampling(self: SyntheticConfig) -> Sampling:
-    "The Best-of-K rollouts from each step prefix."
-    return replace(self.sampling, max_tokens=self.rollout_max_tokens)
+    "The Best-of-K rollouts from each step prefix: their own seed, so Q_0 is not the mined samples again."
+    return replace(self.sampling, max_tokens=self.rollout_max_tokens, seed=self.seed + ROLLOUT_SEED_OFFSET)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #08d94e38
 def dataset_name(name: str, level: int) -> str:
@@ -541,9 +633,9 @@ def dataset_name(name: str, level: int) -> str:
     return f"arithmetic-{level}" if name == "arithmetic" else name
 
 def seed_set(cfg: SyntheticConfig) -> list[Problem]:
-    "The problems D_syn is made from: the largest size's worth (divided by `synth_per_seed` with a generator)."
+    "The seed problems: N of them without a generator; ⌈synth_oversample · N / synth_per_seed⌉ with one."
     N = max(cfg.data_sizes)
-    limit = N if cfg.generator is None else -(-N // cfg.synth_per_seed)
+    limit = N if cfg.generator is None else math.ceil(cfg.synth_oversample * N / cfg.synth_per_seed)
     return load_benchmark(dataset_name(cfg.seed_problems, cfg.level), split=cfg.seed_split, limit=limit, seed=cfg.seed)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #a4cd393a
@@ -557,22 +649,57 @@ def test_problems(cfg: SyntheticConfig, d_syn: Sequence[Problem]) -> list[Proble
     return [p for p in pool if p.question not in seen][:cfg.n_test]
 
 # %% ../nbs/30_synthetic_negatives.ipynb #afcfce71
-def synthetic_data(generator, cfg: SyntheticConfig) -> tuple[list[Problem], str, SyntheticConfig]:
+def synthetic_data(generator, cfg: SyntheticConfig, seeds: Sequence[Problem] | None = None
+                   ) -> tuple[list[Problem], str, SyntheticConfig]:
     "`(D_syn, how it was made, cfg with the grid trimmed to len(D_syn))`; `generator` is a backend or None."
-    N, seeds = max(cfg.data_sizes), seed_set(cfg)
+    N, seeds = max(cfg.data_sizes), list(seed_set(cfg) if seeds is None else seeds)
     if generator is None:
         d_syn, note = seeds[:N], "worked solutions of the data set stand in for a capable model"
-    else:
-        sp = Sampling(temperature=GENERATOR_TEMPERATURE, max_tokens=SYNTH_TOKENS_FACTOR * cfg.max_tokens, seed=cfg.seed)
-        d_syn = synthesize_problems(generator, seeds, n_per_seed=cfg.synth_per_seed, verify_k=cfg.verify_k,
-                                    sampling=sp)[:N]
-        note = f"written by {cfg.generator} from {cfg.seed_problems}, verified by {cfg.verify_k}-way agreement"
-    return d_syn, note, replace(cfg, data_sizes=[n for n in cfg.data_sizes if n <= len(d_syn)])
+        return d_syn, note, replace(cfg, data_sizes=[n for n in cfg.data_sizes if n <= len(d_syn)])
+    if not seeds:
+        raise ValueError(f"synthetic_data: no seed problems in {cfg.seed_problems!r} ({cfg.seed_split})")
+    d_syn, seen, start, rounds = [], set(), 0, 0
+    for r in range(cfg.synth_rounds):
+        missing = N - len(d_syn)
+        if missing <= 0:
+            break
+        k = math.ceil(cfg.synth_oversample * missing / cfg.synth_per_seed)
+        chunk = [seeds[(start + j) % len(seeds)] for j in range(k)]
+        start, rounds = start + k, r + 1
+        sp = Sampling(temperature=GENERATOR_TEMPERATURE, max_tokens=SYNTH_TOKENS_FACTOR * cfg.max_tokens,
+                      seed=cfg.seed + r)
+        for p in synthesize_problems(generator, chunk, n_per_seed=cfg.synth_per_seed, verify_k=cfg.verify_k,
+                                     sampling=sp, id_prefix=f"syn{r}"):
+            if p.question not in seen:
+                seen.add(p.question); d_syn.append(p)
+    d_syn = d_syn[:N]
+    note = (f"written by {cfg.generator} from {cfg.seed_problems}, verified by {cfg.verify_k}-way agreement "
+            f"({len(d_syn)} of {N} in {rounds} round(s))")
+    if len(d_syn) < N and cfg.synth_fill == "seeds":
+        fill = [p for p in seeds if p.solution and p.question not in seen][:N - len(d_syn)]
+        note += f"; {len(fill)} seed problems' worked solutions fill the rest (synth_fill: seeds)"
+        d_syn += fill
+    kept = [n for n in cfg.data_sizes if n <= len(d_syn)]
+    if kept != list(cfg.data_sizes):
+        note += f"; grid trimmed to {kept}: sizes {[n for n in cfg.data_sizes if n > len(d_syn)]} could not be filled"
+        print(f"WARNING synthetic_data: only {len(d_syn)} of {N} problems; {note}")
+    if len(set(kept)) < 2:
+        raise ValueError(f"synthetic_data: {note}; the power-law fit needs 2 sizes: raise synth_rounds or "
+                         "synth_oversample, or set synth_fill: seeds")
+    return d_syn, note, replace(cfg, data_sizes=kept)
+
+# %% ../nbs/30_synthetic_negatives.ipynb #5767077a
+def write_d_syn(cfg: SyntheticConfig, store=None) -> tuple[list[Problem], str, SyntheticConfig]:
+    "`synthetic_data` with the generator opened as role 'generator' (and closed) when `cfg.generator` is set."
+    if cfg.generator is None:
+        return synthetic_data(None, cfg)
+    with cfg.open_backend("generator", cfg.generator, store) as gen:
+        return synthetic_data(gen, cfg)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #07bb3887
 @dataclass
 class Lab:
-    "How the experiment reaches models: `open(model)` → a backend context manager; `train(...)` → a `TrainResult`."
+    "How the experiment reaches models: `open(model, role)` → a backend context manager; `train(...)` → a `TrainResult`."
     open: Callable[[Any], AbstractContextManager]
     train: Callable[..., TrainResult]
 
@@ -588,11 +715,14 @@ def _model_key(model) -> str:
 
 # %% ../nbs/30_synthetic_negatives.ipynb #869f1c7c
 def synthetic_lab(cfg: SyntheticConfig, store=None, models_dir=None) -> Lab:
-    "The real `Lab`: backends via `runs.open_backend` on `cfg.engine`, models via `runs.TrainCache`."
+    "The real `Lab`: backends via `cfg.open_backend(role, …)` on the role's engine, models via `runs.TrainCache`."
     cache = TrainCache(models_dir or Path(cfg.run_dir) / "models")
 
-    def open_(model):
-        return open_backend(policy_spec(model, cfg.engine), store, **cfg.engine_kwargs)
+    def open_(model, role: str = "student"):
+        if role not in ROLES[1:]:
+            raise ValueError(f"synthetic_lab.open: role must be 'learner' or 'student', got {role!r}")
+        engine = cfg.student_engine or cfg.engine if role == "student" else cfg.engine
+        return cfg.open_backend(role, policy_spec(model, engine), store)
 
     def train_(name: str, recipe: Callable, base, rows: Sequence[dict], **hparams) -> TrainResult:
         key = dict(recipe=recipe.__name__, base=_model_key(base), rows=train_rows(rows), hparams=hparams,
@@ -618,9 +748,9 @@ def evaluate_policy(policy, cfg: SyntheticConfig, test: Sequence[Problem], pass_
 # %% ../nbs/30_synthetic_negatives.ipynb #3817e582
 def train_and_evaluate(lab: Lab, cfg: SyntheticConfig, test: Sequence[Problem], name: str, recipe: Callable, base,
                        rows: Sequence[dict], pass_k: int = 0, **hparams) -> tuple[TrainResult, Evaluation]:
-    "Train `recipe` from `base` on `rows` (once per recipe), then evaluate the trained policy on `test`."
-    r = lab.train(name, recipe, base, rows, **hparams)
-    with lab.open(r) as policy:
+    "Train `recipe` from `base` on `rows` (once per recipe), then evaluate the trained policy (role 'student') on `test`."
+    r = lab.train(name, recipe, base, rows, **with_min_steps(cfg, hparams, len(rows)))
+    with lab.open(r, "student") as policy:
         return r, evaluate_policy(policy, cfg, test, pass_k, name)
 
 def sft_hparams(cfg: SyntheticConfig) -> dict:
@@ -631,6 +761,22 @@ def dpo_hparams(cfg: SyntheticConfig, beta: float) -> dict:
     "Standard / per-step DPO hyper-parameters at `beta`."
     return dict(beta=beta, lr=cfg.dpo_lr, epochs=cfg.dpo_epochs, batch_size=cfg.batch_size, lora=cfg.lora)
 
+# %% ../nbs/30_synthetic_negatives.ipynb #b6e3cdb4
+def expected_steps(cfg: SyntheticConfig, n_rows: int, epochs: float, batch_size: int) -> int:
+    "Optimizer steps of one process on `n_rows` rows: ⌈rows / (batch · accumulation)⌉ · epochs."
+    accum = int(cfg.trl_kwargs.get("gradient_accumulation_steps", 1))
+    return math.ceil(math.ceil(n_rows / (batch_size * accum)) * epochs)
+
+def with_min_steps(cfg: SyntheticConfig, hparams: dict, n_rows: int) -> dict:
+    "`hparams`, with `max_steps = cfg.min_steps` when the run would take fewer steps (unchanged when min_steps = 0)."
+    if not cfg.min_steps or expected_steps(cfg, n_rows, hparams["epochs"], hparams["batch_size"]) >= cfg.min_steps:
+        return dict(hparams)
+    return {**hparams, "max_steps": cfg.min_steps}
+
+def train_record(r: TrainResult, n_rows: int) -> dict:
+    "What metrics.json keeps of a training run: rows, optimizer steps, effective batch, final loss."
+    return dict(rows=n_rows, steps=r.steps, effective_batch=r.effective_batch, final_loss=r.final_loss)
+
 # %% ../nbs/30_synthetic_negatives.ipynb #5fd0498d
 @dataclass
 class PolicySamples:
@@ -640,14 +786,19 @@ class PolicySamples:
     pos: dict[str, list[str]]
     vals: list[list[float]]
     rolls: list
+    neg_traces: list[list[Trace]] | None = None   # the negatives' own sampling call (None: mined from `traces`)
 
 def sample_pi_sft(pi_sft, cfg: SyntheticConfig, problems: Sequence[Problem]) -> PolicySamples:
     "Sample π_sft on D_syn(n), keep negatives and positives, and value every negative's steps (Best-of-K rollouts)."
-    traces = sample_traces(pi_sft, problems, cfg.rft_samples, cfg.sampling, desc=f"sample π_sft n={len(problems)}")
-    negs = negatives(traces, cfg.negatives_per_problem)
+    n = len(problems)
+    traces = sample_traces(pi_sft, problems, cfg.rft_samples, cfg.sampling, desc=f"sample π_sft n={n}")
+    neg_traces = (sample_traces(pi_sft, problems, cfg.negative_samples, cfg.negative_sampling,
+                                desc=f"negatives π_sft n={n}") if cfg.negative_samples else None)
+    negs = negatives(neg_traces or traces, cfg.negatives_per_problem)
     vals, rolls = step_values(pi_sft, negs, K=cfg.rollout_K, n_rollouts=cfg.n_rollouts, sampling=cfg.rollout_sampling,
                               delimiter=cfg.step_delimiter, return_rollouts=True)
-    return PolicySamples(traces, negs, positives_by_problem(traces, problems), vals, rolls)
+    both = [a + b for a, b in zip(traces, neg_traces)] if neg_traces else traces
+    return PolicySamples(traces, negs, positives_by_problem(both, problems), vals, rolls, neg_traces)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #827a4f15
 @dataclass
@@ -660,6 +811,7 @@ class SizeRun:
     evals: dict[str, Evaluation] = field(default_factory=dict)   # method → test results
     info: dict = field(default_factory=dict)               # counts and losses (metrics.json "runs")
     seconds: float = 0.0
+    copied: set = field(default_factory=set)               # methods whose results are π_sft's (nothing to train on)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #1120ea60
 DPO_RECIPES = {"DPO": dpo, "per-step DPO": per_step_dpo}
@@ -671,34 +823,42 @@ def run_rft(lab: Lab, cfg: SyntheticConfig, run: SizeRun, sft_rows: Sequence[dic
     rows = rows + (list(sft_rows) if cfg.rft_include_syn else [])
     if not rows:
         run.evals["RFT"], run.info["rft_note"] = run.evals["SFT"], "no correct samples: RFT = SFT"
+        run.copied.add("RFT")
         return
-    _, run.evals["RFT"] = train_and_evaluate(lab, cfg, test, f"rft-n{run.n}", sft, cfg.model, rows, **sft_hparams(cfg))
+    r, run.evals["RFT"] = train_and_evaluate(lab, cfg, test, f"rft-n{run.n}", sft, cfg.model, rows, **sft_hparams(cfg))
+    run.info.setdefault("train", {})["RFT"] = train_record(r, len(rows))
 
 def run_dpo(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Problem]):
     "Standard and per-step DPO at `run.n` from π_sft (its own reference) at β = `dpo_beta`; π_sft without pairs."
     for meth, pairs in run.pairs.items():
         if not pairs:
             run.evals[meth], run.info[f"{meth} note"] = run.evals["SFT"], "no pairs: policy = π_sft"
+            run.copied.add(meth)
             continue
         r, run.evals[meth] = train_and_evaluate(
             lab, cfg, test, f"{DPO_TAGS[meth]}-n{run.n}-b{cfg.dpo_beta}", DPO_RECIPES[meth], run.pi_sft.path, pairs,
             pass_k=cfg.pass_k if meth in PASS_K_METHODS else 0, **dpo_hparams(cfg, cfg.dpo_beta))
         run.info[f"{DPO_TAGS[meth]}_loss"] = r.losses
+        run.info.setdefault("train", {})[meth] = train_record(r, len(pairs))
 
 # %% ../nbs/30_synthetic_negatives.ipynb #6a36ea9a
 def run_size(lab: Lab, cfg: SyntheticConfig, problems: Sequence[Problem], sft_rows: Sequence[dict],
              test: Sequence[Problem]) -> SizeRun:
     "SFT, RFT, standard DPO and per-step DPO at n = len(problems) (D_syn(n) and its `sft_data` rows)."
     t0, n = time.time(), len(problems)
-    r_sft = lab.train(f"sft-n{n}", sft, cfg.model, sft_rows, **sft_hparams(cfg))
-    with lab.open(r_sft) as pi_sft:
+    r_sft = lab.train(f"sft-n{n}", sft, cfg.model, sft_rows, **with_min_steps(cfg, sft_hparams(cfg), len(sft_rows)))
+    with lab.open(r_sft, "learner") as pi_sft:        # π_sft generates training data: the learner role
         ev = evaluate_policy(pi_sft, cfg, test, cfg.pass_k, f"sft n={n}")
         s = sample_pi_sft(pi_sft, cfg, problems)
-    pairs = {"DPO": dpo_pairs(s.negs, s.pos), "per-step DPO": per_step_pairs(s.negs, s.vals, s.pos, cfg.step_delimiter)}
+    pairs = {"DPO": dpo_pairs(s.negs, s.pos),
+             "per-step DPO": per_step_pairs(s.negs, s.vals, s.pos, cfg.step_delimiter, rule=cfg.pit_rule)}
     run = SizeRun(n, r_sft, s, pairs, {"SFT": ev})
+    ps = pairs["per-step DPO"]
     run.info.update(sft_loss=r_sft.losses, sample_acc=float(np.mean([t.correct for p in s.traces for t in p])),
-                    negatives=len(s.negs), dpo_pairs=len(pairs["DPO"]), per_step_pairs=len(pairs["per-step DPO"]),
-                    pits=[p["pit"] for p in pairs["per-step DPO"]], steps=[p["num_steps"] for p in pairs["per-step DPO"]])
+                    negatives=len(s.negs), dpo_pairs=len(pairs["DPO"]), per_step_pairs=len(ps),
+                    pits=[p["pit"] for p in ps], steps=[p["num_steps"] for p in ps], pit_rule=cfg.pit_rule,
+                    pit_rules_differ=sum(p["pit"] != p["pit_other_rule"] for p in ps),
+                    train={"SFT": train_record(r_sft, len(sft_rows))})
     run_rft(lab, cfg, run, sft_rows, test)
     run_dpo(lab, cfg, run, test)
     run.seconds = time.time() - t0
@@ -715,9 +875,13 @@ def run_scaling(lab: Lab, cfg: SyntheticConfig, d_syn: Sequence[Problem], sft_ro
               + f" | {r.info['negatives']} negatives, {r.info['per_step_pairs']} per-step pairs, {r.seconds:.0f} s")
     return runs
 
+def copied_points(runs: dict[int, SizeRun]) -> set[tuple[str, int]]:
+    "The (method, n) whose results are π_sft's copies (nothing to train on)."
+    return {(m, n) for n, r in runs.items() for m in r.copied}
+
 def method_correct(runs: dict[int, SizeRun]) -> dict[str, dict[int, list[list[bool]]]]:
-    "Greedy test correctness by method and n (what `scaling_table` fits)."
-    return {m: {n: r.evals[m].correct for n, r in runs.items()} for m in METHODS}
+    "Greedy test correctness by method and n (what `scaling_table` fits), without π_sft's copies."
+    return {m: {n: r.evals[m].correct for n, r in runs.items() if m not in r.copied} for m in METHODS}
 
 # %% ../nbs/30_synthetic_negatives.ipynb #0c7ed60c
 def error_table(runs: dict[int, SizeRun]) -> pd.DataFrame:
@@ -728,15 +892,21 @@ def error_table(runs: dict[int, SizeRun]) -> pd.DataFrame:
 
 # %% ../nbs/30_synthetic_negatives.ipynb #f9684cbf
 def plot_error_vs_data(errors: pd.DataFrame, tab: pd.DataFrame, base_error: float, n_test: int,
-                       profile: str = "smoke", model: str = "") -> plt.Figure:
-    "Test error vs |D_syn| per method (floored at 1/(2·n_test)) with each method's power-law fit."
+                       profile: str = "smoke", model: str = "", copied: set = frozenset()) -> plt.Figure:
+    "Test error vs |D_syn| per method (floored at 1/(2·n_test)) with its power-law fit; π_sft's `copied` points hollow."
     floor, sizes, fits = 1.0 / (2 * n_test), list(errors.index), tab.set_index("method")
     fig, ax = plt.subplots(figsize=(6.4, 4.2))
     grid = np.geomspace(min(sizes), max(sizes), 50)
     for i, m in enumerate(errors.columns):
-        ax.plot(sizes, [max(e, floor) for e in errors[m]], "o", color=f"C{i}")
+        for n, e in zip(sizes, errors[m]):
+            ax.plot([n], [max(e, floor)], "o", color=f"C{i}", mfc="none" if (m, n) in copied else f"C{i}")
         a, alpha = fits.loc[m].a, fits.loc[m].alpha
-        ax.plot(grid, power_law(grid, a, alpha), "-", color=f"C{i}", label=f"{m}: α = {alpha + 0.0:.2f}")
+        if np.isfinite(alpha):
+            ax.plot(grid, power_law(grid, a, alpha), "-", color=f"C{i}", label=f"{m}: α = {alpha + 0.0:.2f}")
+        else:
+            ax.plot([], [], "o", color=f"C{i}", label=f"{m}: no fit (< 2 trained sizes)")
+    if copied:
+        ax.plot([], [], "o", color="gray", mfc="none", label="hollow: π_sft's copy (nothing to train on; not fitted)")
     ax.axhline(max(base_error, floor), ls=":", color="gray", label="base model")
     ax.set_xscale("log"); ax.set_yscale("log")
     ax.set_xlabel("# synthetic problems |D_syn|"); ax.set_ylabel("test error (greedy)")
@@ -793,14 +963,18 @@ def beta_correct(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Pr
         return run.evals[method].correct
     if not run.pairs[method]:
         return run.evals["SFT"].correct
-    return train_and_evaluate(lab, cfg, test, f"{DPO_TAGS[method]}-n{run.n}-b{beta}", DPO_RECIPES[method],
-                              run.pi_sft.path, run.pairs[method], **dpo_hparams(cfg, beta))[1].correct
+    name = f"{DPO_TAGS[method]}-n{run.n}-b{beta}"
+    r, ev = train_and_evaluate(lab, cfg, test, name, DPO_RECIPES[method], run.pi_sft.path, run.pairs[method],
+                               **dpo_hparams(cfg, beta))
+    run.info.setdefault("train", {})[f"{method} β={beta}"] = train_record(r, len(run.pairs[method]))
+    return ev.correct
 
 def run_beta_sweep(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Problem]) -> pd.DataFrame:
     "Test error of standard and per-step DPO (columns) at each β of `cfg.betas` (rows), at size `run.n`."
     df = pd.DataFrame({m: [test_error(beta_correct(lab, cfg, run, test, m, b)) for b in cfg.betas] for m in DPO_TAGS},
                       index=pd.Index(list(cfg.betas), dtype=object, name="beta"))
     df.attrs["n"] = run.n
+    df.attrs["copied"] = [m for m in DPO_TAGS if not run.pairs[m]]   # π_sft's copies at every β
     return df
 
 # %% ../nbs/30_synthetic_negatives.ipynb #fe3d4709
@@ -810,9 +984,10 @@ def run_self_explore(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequenc
                                k=min(SELF_EXPLORE_K, cfg.n_rollouts))
     error = None
     if cfg.self_explore and pairs:
-        _, ev = train_and_evaluate(lab, cfg, test, f"selfexplore-n{run.n}-b{cfg.dpo_beta}", dpo, run.pi_sft.path,
+        r, ev = train_and_evaluate(lab, cfg, test, f"selfexplore-n{run.n}-b{cfg.dpo_beta}", dpo, run.pi_sft.path,
                                    pairs, **dpo_hparams(cfg, cfg.dpo_beta))
         error = test_error(ev.correct)
+        run.info.setdefault("train", {})["Self-Explore"] = train_record(r, len(pairs))
     return {"pairs": len(pairs), "error": error}
 
 # %% ../nbs/30_synthetic_negatives.ipynb #b182d9e9
@@ -822,7 +997,9 @@ def plot_dpo_vs_per_step_beta(betas: pd.DataFrame, sft_error: float, self_explor
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for i, m in enumerate(betas.columns):
         bs = sorted(betas.index)
-        ax.plot(bs, [betas[m][b] for b in bs], "o-", color=f"C{2 + i}", label=m)
+        copy = m in betas.attrs.get("copied", [])
+        ax.plot(bs, [betas[m][b] for b in bs], "o--" if copy else "o-", color=f"C{2 + i}", mfc="none" if copy else None,
+                label=f"{m} (no pairs: π_sft's copy)" if copy else m)
     ax.axhline(sft_error, ls="--", color="C0", label="π_sft")
     if self_explore and self_explore.get("error") is not None:
         ax.plot([dpo_beta], [self_explore["error"]], "s", color="C4", label="Self-Explore (first failed step)")
@@ -853,8 +1030,8 @@ def plot_advantages(examples, K: int, profile: str = "smoke", model: str = "") -
     return fig
 
 # %% ../nbs/30_synthetic_negatives.ipynb #68792d05
-def paper_table(tab: pd.DataFrame, betas: pd.DataFrame, sft_error: float) -> pd.DataFrame:
-    "The 'paper vs this run' table from the scaling table, the β sweep and π_sft's error at the largest size."
+def paper_table(tab: pd.DataFrame, betas: pd.DataFrame, sft_error: float, test_set: str = "arithmetic") -> pd.DataFrame:
+    "The 'paper vs this run' table from the scaling table, the β sweep and π_sft's error at the largest size (on `test_set`)."
     T, n = tab.set_index("method"), betas.attrs.get("n")
     std_best, ps_best = min(betas["DPO"]), min(betas["per-step DPO"])
     rft, ps, base = T.loc["RFT"], T.loc["per-step DPO"], T.loc["SFT"]
@@ -864,7 +1041,7 @@ def paper_table(tab: pd.DataFrame, betas: pd.DataFrame, sft_error: float) -> pd.
          "note": f"90% CI [{rft.mult_lo:.2f}, {rft.mult_hi:.2f}] at n={rft.n_ref:.0f}"},
         {"what": "per-step DPO data-efficiency multiplier vs SFT", "paper": PAPER["per-step DPO multiplier"],
          "ours": round(float(ps.multiplier), 2), "note": f"90% CI [{ps.mult_lo:.2f}, {ps.mult_hi:.2f}]"},
-        {"what": "standard DPO beats π_sft for some β (MATH)", "paper": PAPER["standard DPO beats π_sft"],
+        {"what": f"standard DPO beats π_sft for some β (paper: MATH; ours: {test_set})", "paper": PAPER["standard DPO beats π_sft"],
          "ours": "yes" if std_best < sft_error else "no", "note": f"best error {std_best:.3f} vs π_sft {sft_error:.3f} at n={n}"},
         {"what": "per-step DPO beats π_sft for some β", "paper": PAPER["per-step DPO beats π_sft"],
          "ours": "yes" if ps_best < sft_error else "no", "note": f"best error {ps_best:.3f} vs π_sft {sft_error:.3f} at n={n}"},

@@ -5,7 +5,7 @@ import random
 import re
 import zlib
 from contextlib import nullcontext
-from dataclasses import fields
+from dataclasses import fields, replace
 from pathlib import Path
 
 import matplotlib
@@ -199,7 +199,7 @@ def scripted_lab(respond=_arith):
     def train_(name, recipe, base, rows, **hp):
         trained.append((name, recipe.__name__, len(rows), hp))
         return TrainResult(Path(name), [1.0], 1, 0.0)
-    def open_(model):
+    def open_(model, role="student"):
         mid = model.path.name if isinstance(model, TrainResult) else str(model)
         return nullcontext(ScriptedBackend(lambda p, j: respond(mid, p, j), model_id=mid))
     lab = S.Lab(open_, train_)
@@ -248,7 +248,7 @@ def test_every_run_and_plot_function_on_a_scripted_lab():
     cmp = S.paper_table(tab, betas, sft_error)
     assert list(cmp.what) == [
         "RFT data-efficiency multiplier vs SFT", "per-step DPO data-efficiency multiplier vs SFT",
-        "standard DPO beats π_sft for some β (MATH)", "per-step DPO beats π_sft for some β",
+        "standard DPO beats π_sft for some β (paper: MATH; ours: arithmetic)", "per-step DPO beats π_sft for some β",
         "scaling exponent α: per-step DPO vs SFT"]
     assert list(cmp.paper) == [S.PAPER[k] for k in S.PAPER]
 
@@ -289,3 +289,221 @@ def test_config_fields_are_the_notebook_parameters_and_every_profile_validates()
 def test_config_rejects_a_wrong_parameter_naming_the_key(bad, msg):
     with pytest.raises(ConfigError, match=re.escape(msg)):
         S.SyntheticConfig.from_params(bad)
+
+
+
+# --- issue 13: paper scale (findings S1-S15 of shared/reviews/fidelity_synthetic_wcse.md) ----------------------
+
+@pytest.fixture
+def fresh_ledger():
+    from reasonbook.runs import ENGINES
+    ENGINES.reset()
+    yield ENGINES
+    ENGINES.reset()
+
+
+def _fake_loader(calls):
+    "A stand-in for runs.load_backend: records (spec, settings) and answers like the scripted π_sft / generator."
+    def load(spec, **kw):
+        calls.append((spec, kw))
+        def respond(prompt, j):
+            if "Here is a math problem" in prompt:          # the generator writes a new problem
+                a = zlib.crc32(f"{prompt}|{j}".encode()) % 100000
+                return f"Problem: What is {a} + 1?\n\nSolution: {a} + 1 = {a + 1}.\n\nThe answer is \\boxed{{{a + 1}}}."
+            a, b = map(int, re.search(r"What is (\d+) \+ (\d+)", prompt).groups())
+            return f"\\boxed{{{a + b}}}"
+        return ScriptedBackend(respond, model_id=str(spec))
+    return load
+
+
+def test_generator_is_closed_before_the_learner_opens_with_per_role_settings(monkeypatch, fresh_ledger, tmp_path):
+    "S1/S2: the generator opens as its own role with its own settings (TP 4) and is closed before the learner opens."
+    import reasonbook.runs as R
+    calls = []
+    monkeypatch.setattr(R, "load_backend", _fake_loader(calls))
+    cfg = S.SyntheticConfig(model="some/learner", generator="vllm:big/generator", engine="vllm", seed_problems="arithmetic",
+                            data_sizes=[2, 4], verify_k=2, synth_per_seed=1,
+                            engines={"generator": {"tensor_parallel_size": 4}, "learner": {"gpu_memory_utilization": 0.5},
+                                     "student": {"max_model_len": 1024}})
+    D, note, cfg2 = S.write_d_syn(cfg)
+    assert len(D) == 4 and cfg2.data_sizes == [2, 4] and "4 of 4" in note
+    assert fresh_ledger.live == []                                   # closed before returning
+    lab = S.synthetic_lab(cfg2, None, tmp_path / "models")
+    with lab.open(cfg2.model, "learner"):
+        pass
+    with lab.open(TrainResult(tmp_path / "sft-n2", [], 0, 0.0), "student"):
+        pass
+    roles = [(r.role, r.spec, r.alive_with) for r in fresh_ledger.records]
+    assert roles == [("generator", "vllm:big/generator", []), ("learner", "vllm:some/learner", []),
+                     ("student", f"vllm:{tmp_path / 'sft-n2'}", [])]
+    assert calls[0] == ("vllm:big/generator", {"tensor_parallel_size": 4})          # TP only for the generator
+    assert calls[1] == ("vllm:some/learner", {"gpu_memory_utilization": 0.5})
+    assert calls[2][1] == {"max_model_len": 1024}
+    assert fresh_ledger.max_live == 1
+    # opening the learner while the generator is alive is what the ledger refuses
+    with cfg.open_backend("generator", cfg.generator):
+        with pytest.raises(R.EngineLifecycleError, match="close it first"):
+            with lab.open(cfg2.model, "learner"):
+                pass
+
+
+def test_student_engine_overrides_the_engine_for_trained_policies(monkeypatch, fresh_ledger, tmp_path):
+    import reasonbook.runs as R
+    calls = []
+    monkeypatch.setattr(R, "load_backend", _fake_loader(calls))
+    cfg = S.SyntheticConfig(model="reasoner-s", engine="vllm", student_engine="hf")
+    lab = S.synthetic_lab(cfg, None, tmp_path)
+    with lab.open("reasoner-s", "learner"), pytest.raises(ValueError, match="role must be"):
+        with lab.open("reasoner-s", "judge"):
+            pass
+    with lab.open(TrainResult(tmp_path / "m", [], 0, 0.0), "student"):
+        pass
+    assert [c[0] for c in calls] == ["vllm:reasoner-s", str(tmp_path / "m")]
+
+
+def test_no_engine_is_alive_while_any_method_trains(fresh_ledger):
+    "S1: every training of the experiment (SFT, RFT, both DPOs, the β sweep, Self-Explore) happens with no engine alive."
+    cfg = S.SyntheticConfig(data_sizes=[2, 4], n_test=2, pass_k=2, n_boot=10, betas=[0.1, 0.5], self_explore=True)
+    lab = scripted_lab()
+    inner_open, trained = lab.open, []
+    def open_(model, role="student"):
+        from contextlib import contextmanager
+        @contextmanager
+        def cm():
+            with fresh_ledger.track(role, str(getattr(model, "path", model))), inner_open(model, role) as be:
+                yield be
+        return cm()
+    def train_(name, recipe, base, rows, **hp):
+        fresh_ledger.check_idle(f"training {name!r}")
+        trained.append(name)
+        return TrainResult(Path(name), [1.0], 1, 0.0)
+    lab2 = S.Lab(open_, train_)
+    P = _problems(6)
+    runs = S.run_scaling(lab2, cfg, P[:4], S.sft_data(P[:4], ScriptedBackend(lambda *a: "")), P[4:])
+    S.run_beta_sweep(lab2, cfg, runs[4], P[4:])
+    S.run_self_explore(lab2, cfg, runs[4], P[4:])
+    assert len(trained) == 2 * 4 + 2 + 1 and fresh_ledger.max_live == 1
+    assert {r.role for r in fresh_ledger.records} == {"learner", "student"}
+
+
+def _wrong_then_right(model, prompt, j):
+    a, b = map(int, re.search(r"What is (\d+) \+ (\d+)", prompt).groups())
+    s = a + b + (j + 1 if j < 16 else 0)
+    return f"{a} + {b} = {s}.\n\nThe answer is \\boxed{{{s}}}."
+
+
+def test_eight_negatives_per_question_are_reachable():
+    "S3: with negative_samples = 16 the negatives come from their own call: 8 per question, though rft_samples = 4."
+    P = _problems(3)
+    be = ScriptedBackend(lambda p, j: _wrong_then_right("sft", p, j))
+    cfg = S.SyntheticConfig(rft_samples=4, negative_samples=16, negatives_per_problem=8)
+    s = S.sample_pi_sft(be, cfg, P)
+    counts = {p.id: sum(t.problem_id == p.id for t in s.negs) for p in P}
+    assert counts == {"q0": 8, "q1": 8, "q2": 8}
+    assert be.calls[:2] == [3 * 4, 3 * 16]
+    with pytest.raises(ConfigError, match="'negatives_per_problem' expects at most the 4 samples"):
+        S.SyntheticConfig(rft_samples=4, negatives_per_problem=8)          # the old full profile: unreachable
+    full = yaml.safe_load((ROOT / "configs" / "synthetic" / "full.yaml").read_text())
+    assert S.SyntheticConfig.from_params(full).negatives_per_problem == 8 and full["negative_samples"] >= 8
+
+
+def test_rollout_prompts_and_rejected_prefixes_are_slices_of_the_sampled_text():
+    "S4: with '\\n' as the delimiter on blank-line text, nothing is re-joined: every prefix is the model's own text."
+    text = "First step.\n\n\nSecond:\n    3 + 4 = 8\n\nThe answer is \\boxed{8}."
+    t = S.Trace(Problem("p", "What is 3 + 4?", "7"), "PROMPT|", text, False)
+    plan, prompts = S.plan_rollouts([t], "\n")
+    for pr in prompts:
+        assert pr.startswith("PROMPT|") and text.startswith(pr[len("PROMPT|"):])
+    assert prompts[1] == "PROMPT|First step.\n\n\n" and prompts[2] == "PROMPT|First step.\n\n\nSecond:\n    "
+    vals = [[1.0, 1.0, 0.0, 0.0, 0.0]]
+    (pair,) = S.per_step_pairs([t], vals, {"p": ["\\boxed{7}"]}, delimiter="\n")
+    assert pair["pit"] == 2 and pair["rejected"] == "First step.\n\n\nSecond:" and text.startswith(pair["rejected"])
+    full = yaml.safe_load((ROOT / "configs" / "synthetic" / "full.yaml").read_text())
+    assert full["step_delimiter"] == "\n\n" and "blank line between steps" in S.SOLVE_INSTRUCTION
+
+
+def test_d_syn_is_filled_in_rounds_and_a_short_one_is_reported():
+    "S5: oversampled seeds and rounds fill the largest size; what cannot be filled trims the grid with a note."
+    def gen(prompt, j):
+        a = int(re.search(r"What is (\d+)", prompt)[1])
+        if "Here is a math problem" in prompt:
+            return f"Problem: What is {a + 100} + 1?\n\nSolution: \\boxed{{{a + 101}}}"
+        return f"\\boxed{{{a + 1 + a % 2}}}"                     # only even seeds' problems verify
+    seeds = [Problem(f"s{i}", f"What is {i} + 1?", str(i + 1), f"\\boxed{{{i + 1}}}") for i in range(40)]
+    cfg = S.SyntheticConfig(generator="g", data_sizes=[4, 8], verify_k=2)
+    D, note, c = S.synthetic_data(ScriptedBackend(gen), cfg, seeds)
+    assert len(D) == 8 and c.data_sizes == [4, 8] and len({p.question for p in D}) == 8
+    D, note, c = S.synthetic_data(ScriptedBackend(gen), S.SyntheticConfig(generator="g", data_sizes=[2, 4, 8],
+                                                                          verify_k=2, synth_rounds=1), seeds)
+    assert c.data_sizes == [2, 4] and "grid trimmed to [2, 4]" in note and "sizes [8]" in note
+
+
+def test_pit_rules_and_how_often_they_differ():
+    "S7: min-Q and min-advantage agree on 0/1 values with Q_0 = 1 and differ when Q_0 = 0."
+    assert S.first_pit([0.0, 0.0, 1.0, 0.0]) == 1 and S.first_pit([0.0, 0.0, 1.0, 0.0], rule="min_advantage") == 3
+    assert S.first_pit([1.0, 1.0, 0.0, 0.0], rule="min_advantage") == S.first_pit([1.0, 1.0, 0.0, 0.0]) == 2
+    t = make_trace("a", 0.9, [0.9, 0.0, 0.0])
+    (p,) = S.per_step_pairs([t], [[0.0, 0.0, 1.0, 0.0, 0.0]], {"a": ["\\boxed{7}"]}, rule="min_advantage")
+    assert p["pit"] == 3 and p["pit_other_rule"] == 1
+
+
+def test_one_bos_at_sampling_and_at_training():
+    "S8: a BOS-adding tokenizer: the sampling prompt carries the BOS text once; training rows drop it (TRL adds it)."
+    class Tok:
+        bos_token, bos_token_id = "<s>", 1
+        def __call__(self, text): return {"input_ids": [1, 7]}
+    be = ScriptedBackend(lambda *a: "")
+    be.tokenizer, be.chat = Tok(), (lambda m: f"[INST] {m} [/INST]")
+    prompt = S.solve_prompt(be, "What is 1 + 1?")
+    assert prompt.startswith("<s>[INST]") and prompt.count("<s>") == 1
+    (row,) = S.train_rows([{"prompt": prompt, "completion": "2"}], bos=S.tokenizer_bos(Tok()))
+    assert row["prompt"] == prompt[3:] and not row["prompt"].startswith("<s>")
+
+
+def test_min_steps_and_recorded_effective_batch():
+    "S9: small sizes train at least min_steps; every run's steps and effective batch are recorded."
+    cfg = S.SyntheticConfig(min_steps=250, batch_size=8, trl_kwargs={"gradient_accumulation_steps": 8})
+    hp = {**S.sft_hparams(cfg), "epochs": 3}
+    assert S.with_min_steps(cfg, hp, 1000)["max_steps"] == 250          # 16 · 3 = 48 steps < 250
+    assert "max_steps" not in S.with_min_steps(cfg, hp, 16000)           # 250 · 3 = 750 steps
+    lab = scripted_lab()
+    P = _problems(5)
+    run = S.run_size(lab, replace(S.SyntheticConfig(data_sizes=[2, 4], n_test=1, pass_k=0), min_steps=5), P[:2],
+                     S.sft_data(P[:2], ScriptedBackend(lambda *a: "")), P[4:])
+    assert all(t[3].get("max_steps") == 5 for t in lab.trained)
+    assert set(run.info["train"]) == set(S.METHODS) and run.info["train"]["SFT"]["steps"] == 1
+
+
+def test_rollouts_use_their_own_seed():
+    "S12: Q_0's rollouts are not the mined samples again."
+    cfg = S.SyntheticConfig()
+    assert len({cfg.sampling.seed, cfg.negative_sampling.seed, cfg.rollout_sampling.seed}) == 3
+
+
+def test_pi_sft_copies_are_left_out_of_the_fits():
+    "S13: a method with no pairs at some size is π_sft's copy there: not fitted, drawn hollow."
+    cfg = S.SyntheticConfig(data_sizes=[2, 4, 8], n_test=2, pass_k=0, n_boot=10, betas=[0.1])
+    P = _problems(10)
+    def resp(model, prompt, j):                       # π_sft at n = 2 never errs: no negatives, no DPO pairs there
+        return _arith("dpo" if model == "sft-n2" else model, prompt, j)
+    lab = scripted_lab(resp)
+    runs = S.run_scaling(lab, cfg, P[:8], S.sft_data(P[:8], ScriptedBackend(lambda *a: "")), P[8:])
+    assert S.copied_points(runs) == {("DPO", 2), ("per-step DPO", 2)}
+    corr = S.method_correct(runs)
+    assert sorted(corr["DPO"]) == [4, 8] and sorted(corr["SFT"]) == [2, 4, 8]
+    tab = S.scaling_table(corr, n_boot=10)
+    fig = S.plot_error_vs_data(S.error_table(runs), tab, 1.0, 2, copied=S.copied_points(runs))
+    hollow = [l for l in fig.axes[0].lines if l.get_markerfacecolor() == "none" and len(l.get_xdata())]
+    assert sorted(int(l.get_xdata()[0]) for l in hollow) == [2, 2]
+    plt.close(fig)
+
+
+def test_rehearsal_profile_has_the_full_topology():
+    "The rehearsal: the full profile's roles through vLLM stand-ins, eager, a small learner max_model_len, 1 step."
+    reh = yaml.safe_load((ROOT / "configs" / "synthetic" / "rehearsal.yaml").read_text())
+    full = yaml.safe_load((ROOT / "configs" / "synthetic" / "full.yaml").read_text())
+    cfg = S.SyntheticConfig.from_params(reh)
+    assert cfg.generator.startswith("vllm:") and cfg.engine == "vllm" and full["engine"] == "vllm"
+    assert set(cfg.engines) == set(full["engines"]) == {"generator", "learner", "student"}
+    assert all(cfg.engines[r]["enforce_eager"] for r in ("generator", "learner"))
+    assert cfg.engines["learner"]["max_model_len"] <= 512 and cfg.trl_kwargs["max_steps"] == 1
