@@ -152,7 +152,8 @@ def _models(value) -> list[str]:
 PAPER_STAGES = {
     "s1": [("budget forcing", [("policy", "model")]), ("parallel scaling (Fig. 4b)", [("base", "base_model")])],
     "tts": [("search: policy beside its PRMs", [("policy", "model"), ("prm", "search_prms")])],
-    "synthetic": [("data generation", [("generator", "generator")]), ("learner sampling", [("learner", "model")])],
+    "synthetic": [("data generation", [("generator", "generator")]), ("learner sampling", [("learner", "model")]),
+                  ("student evaluation", [("student", "model")])],
     "wcse": [("WC sampling", [("wc", "model")]), ("SE sampling", [("se", "se_model")]), ("judge", [("judge", "judge_model")])],
 }
 

@@ -21,7 +21,7 @@ import torch
 __all__ = ['PRECISIONS', 'OPTIM', 'TrainResult', 'resolve_model_path', 'load_model_and_tokenizer', 'sequence_logprobs',
            'completion_nll', 'dpo_loss', 'bf16_available', 'accelerate_config', 'check_train_settings', 'TrainSettings',
            'as_settings', 'resolve_precision', 'launcher_command', 'train_memory', 'training_environment',
-           'compact_cpu_logprobs', 'sft', 'dpo', 'main', 'launch']
+           'checkpointing_arg', 'compact_cpu_logprobs', 'sft', 'dpo', 'main', 'launch']
 
 # %% ../nbs/05_train.ipynb #479ebf56
 @dataclass
@@ -290,16 +290,23 @@ def _lora_config(lora: dict | None):
     return LoraConfig(**kw)
 
 # %% ../nbs/05_train.ipynb #9017db11
+def checkpointing_arg() -> str:
+    "The trainer's name for activation checkpointing: `activation_checkpointing` (transformers ≥ 5.20), else `gradient_checkpointing`."
+    from transformers import TrainingArguments
+    return "activation_checkpointing" if "activation_checkpointing" in TrainingArguments.__dataclass_fields__ else "gradient_checkpointing"
+
 def _common_args(output_dir, epochs, lr, batch_size, max_steps, seed, trl_kwargs) -> dict:
+    ckpt = checkpointing_arg()
     kw = dict(output_dir=str(output_dir), num_train_epochs=epochs, learning_rate=lr,
               per_device_train_batch_size=batch_size, max_steps=max_steps, seed=seed, data_seed=seed,
               logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-              activation_checkpointing=False, optim=OPTIM, dataloader_num_workers=0,
+              optim=OPTIM, dataloader_num_workers=0,
               dataloader_pin_memory=torch.cuda.is_available(),
               bf16=bf16_available())
+    kw[ckpt] = False
     trl_kwargs = dict(trl_kwargs)
-    if "gradient_checkpointing" in trl_kwargs:  # deprecated alias in transformers 5
-        trl_kwargs["activation_checkpointing"] = trl_kwargs.pop("gradient_checkpointing")
+    for alias in ("gradient_checkpointing", "activation_checkpointing"):   # one name across transformers versions
+        if alias in trl_kwargs and alias != ckpt: trl_kwargs[ckpt] = trl_kwargs.pop(alias)
     kw.update(trl_kwargs)
     if kw["bf16"] and not torch.cuda.is_available():
         kw.setdefault("use_cpu", True)   # transformers only accepts bf16 without CUDA when told the run is on the CPU
@@ -317,8 +324,8 @@ def _apply_settings(settings, batch_size: int, lora: dict | None, trl_kwargs: di
         kw["bf16"] = precision != "fp32"
     if s.gradient_checkpointing:
         fsdp_ckpt = os.environ.get("FSDP_ACTIVATION_CHECKPOINTING", "").lower() == "true"
-        kw.pop("gradient_checkpointing", None)
-        kw["activation_checkpointing"] = not fsdp_ckpt
+        kw.pop("gradient_checkpointing", None); kw.pop("activation_checkpointing", None)
+        kw[checkpointing_arg()] = not fsdp_ckpt
     if s.gradient_accumulation_steps:
         kw["gradient_accumulation_steps"] = s.gradient_accumulation_steps
     if s.max_length:
