@@ -26,7 +26,10 @@ def wcse_models(tmp_path):
 
 
 def test_plan_refuses_the_72b_judge_at_tp1_on_one_80gb_gpu(wcse_models, capsys):
-    rc = main(["plan", "--profile", "full", "--only", "wcse", "--gpus", "1", "--gpu-memory", "80", *wcse_models])
+    # full.yaml sets judge TP 4 and SE TP 2; force TP 1 (what the old profile did) to see the refusal
+    rc = main(["plan", "--profile", "full", "--only", "wcse", "--gpus", "1", "--gpu-memory", "80",
+               "-e", "judge.tensor_parallel_size=1", "-e", "se.tensor_parallel_size=1", "-e", "student.tensor_parallel_size=1",
+               *wcse_models])
     err = capsys.readouterr().err
     assert rc == 2
     assert "stage 'judge', role 'judge'" in err and "Qwen2.5-72B-Instruct" in err and "cannot fit" in err
@@ -43,12 +46,12 @@ def test_plan_passes_with_the_judge_on_four_gpus(wcse_models, capsys):
 
 def test_plan_names_the_fix_when_a_larger_tp_fits(wcse_models, capsys):
     rc = main(["plan", "--profile", "full", "--only", "wcse", "--gpus", "8", "--gpu-memory", "80",
-               "-e", "judge.max_model_len=8192", *wcse_models])
+               "-e", "judge.tensor_parallel_size=1", "-e", "judge.max_model_len=8192", *wcse_models])
     assert rc == 2 and "set judge.tensor_parallel_size=2" in capsys.readouterr().err
 
 
 def test_co_resident_fractions_over_one_are_refused(tmp_path, capsys):
     pol = _model(tmp_path, "policy", GEMMA9B)
     rc = main(["plan", "--profile", "full", "--only", "tts", "--gpus", "1", "-p", f"model=vllm:{pol}",
-               "-p", f"search_prms=['{pol}']"])
+               "-p", f"search_prms=['{pol}']", "-e", "policy.gpu_memory_utilization=0.9"])
     assert rc == 2 and "add up to 1.80 > 1" in capsys.readouterr().err
