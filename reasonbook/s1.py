@@ -26,19 +26,20 @@ from .backends import Backend, Completion, Sampling
 from .grading import coverage_at_k, extract_answer, grade, maj_at_k
 
 # %% auto #0
-__all__ = ['DELIMITER_PRESETS', 'GREEDY', 'CCC_INSTRUCTIONS', 'ROUND_SEED_STRIDE', 'PAPER', 'JUDGE_SAMPLING', 'Delimiters',
-           'get_delimiters', 'end_of_turn_tokens', 'delimiter_ids', 'thinking_stop_ids', 'stop_set', 'strip_stop',
-           'count_thinking_tokens', 'ForcedThinking', 'Thought', 'start_thinking', 'may_extend', 'end_or_extend',
-           'generate_unique', 'think_round', 'think', 'force_answer', 'budget_force', 'budget_sweep', 'ccc_prompt',
-           'tcc_prompt', 'scc_prompt', 's1_prompt', 'sample_thinking', 'rejection_sample', 'control', 'scaling',
-           'performance', 'accuracy', 'summarize_run', 'parallel_scaling', 'extension_overhead', 'quality_issues',
-           'quality_filter', 'difficulty_filter', 'add_trace_tokens', 'diversity_sample', 'select_s1k',
-           'ablation_subsets', 's1_sft_example', 's1_sft', 'S1Config', 'check_s1_config', 'S1Problems', 'load_problems',
-           'SweepPlan', 'seq_settings', 'bf_name', 'control_variants', 'plan_budget_forcing', 'run_budget_forcing',
-           'run_point', 'setting_label', 'fig1_points', 'fig1_summary', 'plot_fig1', 'fig4a_points',
-           'run_parallel_scaling', 'plot_fig4', 'run_rejection_sampling', 'table3_runs', 'table3', 'fig6_points',
-           'plot_fig6', 'table4', 'run_extension_overhead', 'arithmetic_operation', 'select_from_run', 'run_s1_sft',
-           'paper_vs_this_run']
+__all__ = ['DELIMITER_PRESETS', 'AUTO', 'GREEDY', 'CCC_INSTRUCTIONS', 'ROUND_SEED_STRIDE', 'PAPER', 'JUDGE_SAMPLING',
+           'Delimiters', 'get_delimiters', 'end_of_turn_tokens', 'delimiter_ids', 'thinking_stop_ids', 'stop_set',
+           'strip_stop', 'count_thinking_tokens', 'ForcedThinking', 'Thought', 'cap_order', 'context_room', 'clip_cap',
+           'start_thinking', 'may_extend', 'end_or_extend', 'generate_unique', 'think_round', 'think', 'force_answer',
+           'budget_force', 'budget_sweep', 'ccc_prompt', 'tcc_prompt', 'scc_prompt', 's1_prompt', 'sample_thinking',
+           'rejection_sample', 'control', 'scaling', 'performance', 'accuracy', 'summarize_run', 'parallel_scaling',
+           'extension_overhead', 'quality_issues', 'quality_filter', 'difficulty_filter', 'add_trace_tokens',
+           'diversity_sample', 'select_s1k', 'ablation_subsets', 's1_sft_example', 's1_sft', 'S1Config',
+           'check_s1_config', 'S1Problems', 'load_problems', 'SweepPlan', 'seq_settings', 'bf_name', 'control_variants',
+           'role_methods', 'scc_step_delimiters', 'control_prompts', 'plan_budget_forcing', 'run_scc_step_marker',
+           'run_budget_forcing', 'run_point', 'setting_label', 'fig1_points', 'fig1_summary', 'plot_fig1',
+           'fig4a_points', 'run_parallel_scaling', 'plot_fig4', 'run_rejection_sampling', 'table3_runs', 'table3',
+           'fig6_points', 'plot_fig6', 'table4', 'run_extension_overhead', 'run_models', 'arithmetic_operation',
+           'select_from_run', 'run_s1_sft', 'paper_vs_this_run']
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #cb429c1f
 @dataclass(frozen=True)
@@ -50,6 +51,7 @@ class Delimiters:
     answer_start: str | None         # appended after a natural end of thinking; None = the reply itself is the answer
     answer_end: tuple[str, ...] = () # tokens that end the answer, besides EOS
     final_answer: str = "Final Answer:"  # appended (after answer_start) when the thinking hit the cap
+    think_until: tuple[str, ...] = ()    # stop *strings* that also end thinking (SCC+BF: the "0 steps left" marker)
 
     def forced_tail(self, thinking: str) -> str:
         "What is appended to thinking cut at the cap: a newline if needed, the answer delimiter, 'Final Answer:'."
@@ -135,11 +137,17 @@ class ForcedThinking:
     rounds: int = 0              # thinking `generate` calls this problem took part in
     accepted: bool = True        # rejection sampling: a sample fitting the cap was found
     thinking_ids: list[int] = field(default_factory=list, repr=False)
+    answer_only: bool = False    # grade tail + answer only (the delimiters have an answer section)
 
     @property
     def output(self) -> str:
         "The assistant's output after the thinking delimiter: thinking, the appended tail, the answer."
         return self.thinking + self.tail + self.answer
+
+    @property
+    def graded_text(self) -> str:
+        "What is graded: the answer section (tail + answer) under delimiters with one, else the whole output."
+        return self.tail + self.answer if self.answer_only else self.output
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #d45aa675
 @dataclass(kw_only=True)
@@ -166,15 +174,49 @@ def _prompt_ids(backend, prompt: str | list[int], delims: Delimiters) -> tuple[s
     text = prompt if prompt.endswith(delims.think_start) else prompt + delims.think_start
     return prompt, tk.encode(text, add_special_tokens=False)
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #91ea8250
+AUTO = "auto"   # a cap of "all the context leaves": the s1 harness's max_tokens_thinking=auto
+
+def cap_order(cap: int | str) -> float:
+    "Sort key of a cap: 'auto' above every number."
+    return math.inf if cap == AUTO else cap
+
+def context_room(backend, prompt_ids: Sequence[int], delims: Delimiters, answer_max_tokens: int) -> int | None:
+    """Thinking tokens that fit in the backend's `max_model_len` after the prompt (thinking delimiter included), the
+    forced tail and `answer_max_tokens` answer tokens; None when the context length is unknown."""
+    n = getattr(backend, "max_model_len", None)
+    if not n:
+        return None
+    tail = len(backend.tokenizer.encode(delims.forced_tail(""), add_special_tokens=False))
+    return n - len(prompt_ids) - tail - answer_max_tokens
+
+def clip_cap(cap: int | str, room: int | None, where: str = "budget_force") -> int:
+    "The thinking cap actually enforced: min(`cap`, `room`) (`room` None: `cap`); 'auto' is `room` itself."
+    if cap == AUTO:
+        if room is None:
+            raise ValueError(f"{where}: cap 'auto' needs the backend's max_model_len, which is unknown")
+        cap = room
+    elif not isinstance(cap, int) or isinstance(cap, bool) or cap < 1:
+        raise ValueError(f"{where}: max_thinking_tokens must be a positive int or 'auto', got {cap!r}")
+    elif room is not None:
+        cap = min(cap, room)
+    if cap < 1:
+        raise ValueError(f"{where}: no room to think: max_model_len leaves {room} tokens after the prompt, the forced "
+                         "tail and answer_max_tokens; lower answer_max_tokens or raise max_model_len")
+    return cap
+
+
 # %% ../nbs/10_s1_budget_forcing.ipynb #2fae5f4b
-def start_thinking(backend, prompt: str | list[int], *, cap: int, k: int = 0, extension: str = "",
-                   delimiters: str | Delimiters = "s1") -> Thought:
-    "A fresh `Thought` for `prompt` with at most `cap` thinking tokens and `k` extensions of `extension`."
-    if not isinstance(cap, int) or cap < 1:
-        raise ValueError(f"budget_force: max_thinking_tokens must be a positive int, got {cap!r}")
-    text, ids = _prompt_ids(backend, prompt, get_delimiters(delimiters))
+def start_thinking(backend, prompt: str | list[int], *, cap: int | str, k: int = 0, extension: str = "",
+                   delimiters: str | Delimiters = "s1", answer_max_tokens: int | None = None) -> Thought:
+    """A fresh `Thought` for `prompt` with at most `cap` thinking tokens and `k` extensions of `extension`. Given
+    `answer_max_tokens`, the cap is clipped to the context the backend leaves (`clip_cap`)."""
+    delims = get_delimiters(delimiters)
+    text, ids = _prompt_ids(backend, prompt, delims)
+    room = None if answer_max_tokens is None else context_room(backend, ids, delims, answer_max_tokens)
     ext_ids = backend.tokenizer.encode(extension, add_special_tokens=False) if extension else []
-    return Thought(prompt=text, prompt_ids=ids, cap=cap, k=int(k), ext=extension, ext_ids=ext_ids)
+    return Thought(prompt=text, prompt_ids=ids, cap=clip_cap(cap, room), k=int(k), ext=extension, ext_ids=ext_ids)
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #8212ffe8
 def may_extend(pos: int, n_ext: int, k: int, ext_len: int, cap: int) -> bool:
@@ -211,6 +253,8 @@ def think_round(backend, states: Sequence[Thought], sampling: Sampling, stops: s
         c = outs[key][0]
         natural = c.finish_reason == "stop"
         gen = strip_stop(c.token_ids, stops) if natural else list(c.token_ids)
+        if natural and isinstance(c.stop_reason, str):    # a stop string (think_until): the text before it
+            gen = backend.tokenizer.encode(c.text, add_special_tokens=False)
         if len(gen) >= rem or not natural:
             gen, natural = gen[:rem], False
         s.ids += gen
@@ -230,17 +274,22 @@ def _per_prompt(value, n: int, name: str) -> list:
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #1e55801c
 def think(backend, prompts, *, caps, ks, extensions, delims: Delimiters, sampling: Sampling,
-          desc="thinking") -> list[Thought]:
+          answer_max_tokens: int | None = None, desc="thinking") -> list[Thought]:
     "The thinking phase of budget forcing: one batched generate call per round."
     stop_ids = thinking_stop_ids(delims, backend.tokenizer)
-    states = [start_thinking(backend, p, cap=c, k=k, extension=e, delimiters=delims)
+    if delims.think_until and any(ks):
+        raise ValueError(f"budget_force: delimiters {delims.name!r} end thinking on stop strings {delims.think_until}, "
+                         "which cannot be combined with extensions (min_tokens); use num_ignore=0")
+    states = [start_thinking(backend, p, cap=c, k=k, extension=e, delimiters=delims, answer_max_tokens=answer_max_tokens)
               for p, c, k, e in zip(prompts, caps, ks, extensions)]
-    sp, stops = replace(sampling, n=1, stop_token_ids=tuple(stop_ids)), stop_set(backend, stop_ids)
+    sp = replace(sampling, n=1, stop_token_ids=tuple(stop_ids), stop=delims.think_until)
+    stops = stop_set(backend, stop_ids)
     active, r = list(states), 0
     while active:
         think_round(backend, active, sp, stops, first=r == 0, desc=f"{desc} (round {r})")
         active, r = [s for s in active if not s.ended], r + 1
     return states
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #1b0560b6
 def _fit_cap(tk, ids: list[int], cap: int) -> tuple[list[int], str]:
@@ -258,7 +307,8 @@ def _record(tk, s: Thought, delims: Delimiters, force: bool) -> ForcedThinking:
     return ForcedThinking(prompt=s.prompt, thinking=thinking, answer="", tail=tail,
                           thinking_tokens=count_thinking_tokens(tk, thinking), num_extensions=s.n_ext,
                           capped=s.capped, max_thinking_tokens=s.cap, num_ignore=s.k, extension=s.ext,
-                          final_answer_appended=s.capped and force, rounds=s.rounds, thinking_ids=ids)
+                          final_answer_appended=s.capped and force, rounds=s.rounds, thinking_ids=ids,
+                          answer_only=delims.answer_start is not None)
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #8fed6b1e
 def force_answer(backend, states: Sequence[Thought], *, delims: Delimiters, answer: Sampling | None,
@@ -281,16 +331,17 @@ def force_answer(backend, states: Sequence[Thought], *, delims: Delimiters, answ
 # %% ../nbs/10_s1_budget_forcing.ipynb #e8d9ae72
 GREEDY = Sampling(temperature=0.0, seed=0)
 
-def budget_force(backend, prompts: Sequence[str], *, max_thinking_tokens: int | Sequence[int], num_ignore: int = 0,
+def budget_force(backend, prompts: Sequence[str], *, max_thinking_tokens: int | str | Sequence, num_ignore: int = 0,
                  extension: str | Sequence[str] = "Wait", delimiters: str | Delimiters = "s1",
                  answer_max_tokens: int = 64, sampling: Sampling = GREEDY,
                  desc: str = "budget forcing") -> list[ForcedThinking]:
     """Budget forcing (s1 §3.1): cap thinking at `max_thinking_tokens` (then force the answer) and suppress the
-    end-of-thinking delimiter up to `num_ignore` times, appending `extension` each time. Batched across prompts."""
+    end-of-thinking delimiter up to `num_ignore` times, appending `extension` each time. Batched across prompts.
+    Caps are clipped to the context left for the tail and `answer_max_tokens` (`clip_cap`; "auto": all of it)."""
     n, delims = len(prompts), get_delimiters(delimiters)
     states = think(backend, prompts, caps=_per_prompt(max_thinking_tokens, n, "max_thinking_tokens"),
                    ks=_per_prompt(num_ignore, n, "num_ignore"), extensions=_per_prompt(extension, n, "extension"),
-                   delims=delims, sampling=sampling, desc=desc)
+                   delims=delims, sampling=sampling, answer_max_tokens=answer_max_tokens, desc=desc)
     answer = replace(sampling, max_tokens=answer_max_tokens) if answer_max_tokens > 0 else None
     return force_answer(backend, states, delims=delims, answer=answer, desc=f"{desc}: answers")
 
@@ -319,7 +370,7 @@ def _replay(s: Thought, cap: int, k: int) -> Thought:
                    rounds=1 + n_ext)
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #a1c57237
-def budget_sweep(backend, prompts: Sequence[str], settings: Sequence[tuple[int | Sequence[int], int]], *,
+def budget_sweep(backend, prompts: Sequence[str], settings: Sequence[tuple[int | str | Sequence, int]], *,
                  extension: str | Sequence[str] = "Wait", delimiters: str | Delimiters = "s1",
                  answer_max_tokens: int = 64, sampling: Sampling = GREEDY,
                  force: bool | Sequence[bool] = True, only: Sequence[Sequence[int] | None] | None = None,
@@ -328,11 +379,13 @@ def budget_sweep(backend, prompts: Sequence[str], settings: Sequence[tuple[int |
     num_ignore; returns one list of records per setting. `force` (one per setting) False makes a setting a
     prompt-only run: thinking that reaches the cap is cut there and gets no forced answer. `only` (one per setting:
     prompt indices, or None for all) restricts a setting to some prompts, so that unrelated experiments can share one
-    generation; the setting's records then follow the order of its indices."""
+    generation; the setting's records then follow the order of its indices. Caps are clipped like `budget_force`'s."""
     if not settings:
         raise ValueError("budget_sweep: no settings")
     n, delims = len(prompts), get_delimiters(delimiters)
-    caps = [_per_prompt(c, n, "cap") for c, _ in settings]
+    rooms = [context_room(backend, _prompt_ids(backend, p, delims)[1], delims, answer_max_tokens) for p in prompts]
+    caps = [[clip_cap(c, room, "budget_sweep") for c, room in zip(_per_prompt(c, n, "cap"), rooms)]
+            for c, _ in settings]
     idx = [list(range(n)) if o is None else list(o) for o in (only or [None] * len(settings))]
     if len(idx) != len(settings):
         raise ValueError(f"budget_sweep: `only` has {len(idx)} entries for {len(settings)} settings")
@@ -407,10 +460,11 @@ def _first_fits(rows: Sequence[Sequence[Thought]], todo, caps, chosen) -> None:
 # %% ../nbs/10_s1_budget_forcing.ipynb #b46168e6
 def rejection_sample(backend, prompts: Sequence[str], *, caps: Sequence[int], max_rounds: int = 4,
                      sampling: Sampling = Sampling(n=8, temperature=1.0, seed=0),
-                     answer: Sampling = Sampling(temperature=0.0, max_tokens=64, seed=0),
+                     answer: Sampling | None = None,
                      delimiters: str | Delimiters = "s1", desc: str = "rejection sampling") -> dict[int, list[ForcedThinking]]:
     "Rejection sampling (s1 §5.2): sample until a sample's thinking ends within the cap; one record per prompt per cap."
     delims, caps = get_delimiters(delimiters), sorted(set(int(c) for c in caps))
+    answer = answer or replace(sampling, n=1, max_tokens=64)     # the harness: both phases at the same temperature
     chosen: dict[int, list[Thought | None]] = {c: [None] * len(prompts) for c in caps}
     todo = list(range(len(prompts)))
     for r in range(max_rounds):
@@ -483,7 +537,7 @@ def accuracy(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str 
         raise ValueError(f"accuracy: {len(records)} records but {len(golds)} reference answers")
     if not records:
         raise ValueError("accuracy: no records")
-    return 100.0 * sum(r.accepted and grade(r.output, g, kind=kind) for r, g in zip(records, golds)) / len(records)
+    return 100.0 * sum(r.accepted and grade(r.graded_text, g, kind=kind) for r, g in zip(records, golds)) / len(records)
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #4c0e981b
 def summarize_run(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str = "math", **info) -> dict:
@@ -633,8 +687,8 @@ def s1_sft_example(tokenizer, question: str, trace: str, attempt: str, *, delimi
     msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": question}]
     prompt = tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     start = d.think_start.rstrip("\n") + "\n" if d.think_start else ""
-    completion = (start + trace.strip() + "\n" + (d.answer_start or "\n") + "Answer: " + attempt.strip()
-                  + end_of_turn_tokens(tokenizer)[0])
+    attempt = attempt.strip() if "Answer:" in attempt else "Answer: " + attempt.strip()   # as s1's tokenization.py
+    completion = start + trace.strip() + "\n" + (d.answer_start or "\n") + attempt + end_of_turn_tokens(tokenizer)[0]
     return {"prompt": prompt, "completion": completion}
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #f59a2d1c
@@ -656,24 +710,27 @@ def s1_sft(model, rows: Sequence[dict], output_dir, *, tokenizer=None, delimiter
                         batch_size=batch_size, max_steps=max_steps, seed=seed, **kw)
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #0d79a545
-from .runs import ConfigError, PaperConfig
+from .runs import ENGINES, ConfigError, PaperConfig
 
 @dataclass(frozen=True)
 class S1Config(PaperConfig):
     "The s1 notebook's parameters, typed (see the `parameters` cell for what each one means)."
     model: str = "embedded"
     base_model: str = "embedded"
+    tcc_model: str | None = None
+    scc_model: str | None = None
+    scc_step_marker: str | None = None
     benchmarks: list[str] = field(default_factory=lambda: ["arithmetic-1", "arithmetic-2", "arithmetic-3"])
     num_problems: int | None = 6
     main_benchmark: str | None = "arithmetic-1"
     delimiters: str = "plain"
     system_prompt: str | None = None
     question_suffix: str = "\n\nThink step by step, then give the final answer in \\boxed{}."
-    caps: list[int] = field(default_factory=lambda: [16, 32, 64, 128])
+    caps: list[int | str] = field(default_factory=lambda: [16, 32, 64, 128])
     num_ignores: list[int] = field(default_factory=lambda: [1, 2, 4])
     extension: str = "Wait"
     answer_max_tokens: int = 12
-    fig4a_caps: list[int] = field(default_factory=lambda: [16, 32])
+    fig4a_caps: list[int | str] = field(default_factory=lambda: [16, 32])
     fig4a_num_ignores: list[int] = field(default_factory=lambda: [1, 2, 4])
     table4_extensions: list[str] = field(default_factory=lambda: ["", "Hmm", "Alternatively", "Wait"])
     table4_num_ignore: int = 2
@@ -697,20 +754,34 @@ class S1Config(PaperConfig):
 
     def __post_init__(self): check_s1_config(self)
 
+    @property
+    def top_cap(self) -> int | str:
+        "The largest cap ('auto' above every number): Fig. 1's extensions run at it."
+        return max(self.caps, key=cap_order)
+
+    def role_model(self, role: str) -> str:
+        "The model spec of an engine role: `policy`, `base`, `tcc`, `scc` (the last two default to the policy)."
+        return {"policy": self.model, "base": self.base_model, "tcc": self.tcc_model or self.model,
+                "scc": self.scc_model or self.model}[role]
+
 # %% ../nbs/10_s1_budget_forcing.ipynb #c927205e
 def check_s1_config(self: S1Config):
     "Value checks of an `S1Config` (run on construction)."
     for k in ("benchmarks", "caps", "num_ignores", "fig4a_caps", "fig4a_num_ignores", "table4_extensions",
               "tcc_budgets", "scc_steps", "rs_caps"):
         if not getattr(self, k): self.fail(k, "a non-empty list", getattr(self, k))
-    for k in ("caps", "fig4a_caps", "tcc_budgets", "scc_steps", "rs_caps"):
+    for k in ("caps", "fig4a_caps"):
+        if any(c != AUTO and (not isinstance(c, int) or c < 1) for c in getattr(self, k)):
+            self.fail(k, "positive token budgets or 'auto'", getattr(self, k))
+    for k in ("tcc_budgets", "scc_steps", "rs_caps"):
         if min(getattr(self, k)) < 1: self.fail(k, "positive token budgets", getattr(self, k))
     for k in ("answer_max_tokens", "baseline_max_tokens", "scc_tokens_per_step", "rs_samples", "rs_rounds",
               "parallel_samples", "parallel_max_tokens", "batch_size"):
         if getattr(self, k) < 1: self.fail(k, "an int >= 1", getattr(self, k))
     if min(self.num_ignores + self.fig4a_num_ignores + [self.table4_num_ignore]) < 0:
         self.fail("num_ignores", "numbers of extensions >= 0", self.num_ignores)
-    if max(self.fig4a_caps) > max(self.caps): self.fail("fig4a_caps", f"caps <= max(caps) = {max(self.caps)}", self.fig4a_caps)
+    if cap_order(max(self.fig4a_caps, key=cap_order)) > cap_order(self.top_cap):
+        self.fail("fig4a_caps", f"caps <= max(caps) = {self.top_cap}", self.fig4a_caps)
     if self.main_benchmark not in [None, *self.benchmarks]: self.fail("main_benchmark", f"None or one of {self.benchmarks}", self.main_benchmark)
     if self.delimiters not in DELIMITER_PRESETS: self.fail("delimiters", f"one of {sorted(DELIMITER_PRESETS)}", self.delimiters)
     for c, w in self.ccc_windows.items():
@@ -766,8 +837,8 @@ class SweepPlan:
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #3f978367
 @patch
-def _caps(self: SweepPlan, idx, cap) -> int | list[int]:
-    if isinstance(cap, int):
+def _caps(self: SweepPlan, idx, cap) -> int | str | list[int]:
+    if isinstance(cap, (int, str)):
         return cap
     full = [1] * len(self.prompts)        # prompts outside the setting: never read
     for i, c in zip(idx, cap, strict=True):
@@ -786,47 +857,86 @@ def run(self: SweepPlan, backend, **sweep_kw) -> dict[str, list[ForcedThinking]]
 # %% ../nbs/10_s1_budget_forcing.ipynb #d15219fa
 def seq_settings(cfg: S1Config) -> dict[str, list[tuple[int, int]]]:
     "The (cap, num_ignore) settings of Fig. 1, Fig. 4a and Table 4 (`all`: every one, sorted)."
-    top = max(cfg.caps)
+    top = cfg.top_cap
     fig1 = [(c, 0) for c in cfg.caps] + [(top, k) for k in cfg.num_ignores]
     fig4a = [(c, 0) for c in cfg.fig4a_caps] + [(top, k) for k in cfg.fig4a_num_ignores]
-    return {"fig1": fig1, "fig4a": fig4a, "all": sorted(set(fig1 + fig4a + [(top, 0), (top, cfg.table4_num_ignore)]))}
+    return {"fig1": fig1, "fig4a": fig4a, "all": sorted(set(fig1 + fig4a + [(top, 0), (top, cfg.table4_num_ignore)]),
+                                                    key=lambda s: (cap_order(s[0]), s[1]))}
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #89ccaa24
 def bf_name(cap: int, k: int) -> str: return f"bf {cap} x{k}"
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #5536b45a
-def control_variants(cfg: S1Config) -> list[tuple[str, object, Callable, list[int]]]:
-    "Table 3's prompt-based runs: (method, budget, prompt function, requested [a_min, a_max])."
-    return ([("TCC", b, tcc_prompt, [0, b]) for b in cfg.tcc_budgets]
+def control_variants(cfg: S1Config, methods: Sequence[str] = ("TCC", "SCC", "CCC")) -> list[tuple[str, object, Callable, list[int]]]:
+    "Table 3's prompt-based runs of `methods`: (method, budget, prompt function, requested [a_min, a_max])."
+    runs = ([("TCC", b, tcc_prompt, [0, b]) for b in cfg.tcc_budgets]
             + [("SCC", s, scc_prompt, [0, s * cfg.scc_tokens_per_step]) for s in cfg.scc_steps]
             + [("CCC", c, ccc_prompt, cfg.ccc_windows[c]) for c in cfg.ccc_windows])
+    return [r for r in runs if r[0] in methods]
+
+def role_methods(cfg: S1Config) -> dict[str, list[str]]:
+    """Which engine role runs what: the policy runs budget forcing ("BF", with Table 4 and rejection sampling) and
+    CCC, and TCC / SCC unless `tcc_model` / `scc_model` name another model (the paper's fine-tuned ones)."""
+    out = {"policy": ["BF", "CCC"]}
+    for role, m in (("tcc", "TCC"), ("scc", "SCC")):
+        out.setdefault("policy" if cfg.role_model(role) == cfg.model else role, []).append(m)
+    return out
+
+def scc_step_delimiters(marker: str) -> Delimiters:
+    """SCC+BF as the s1 harness runs the step-conditional model: thinking opens with `<|im_start|>` (the model writes
+    its step counts itself) and ends when it writes `marker` (the "0 steps left" step, `<|im_start|>0`) or the
+    answer delimiter; then the answer delimiter is appended."""
+    return Delimiters("scc-steps", "<|im_start|>", ("<|im_end|>",), "<|im_start|>answer\n", ("<|im_end|>",),
+                      think_until=(marker, "<|im_start|>answer"))
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #8927f11b
-def plan_budget_forcing(backend, cfg: S1Config, problems: S1Problems) -> SweepPlan:
-    "The notebook's one sweep: Fig. 1 / Fig. 4a / Table 4 settings and Table 3's control prompts, by name."
+def control_prompts(backend, cfg: S1Config, problems: S1Problems, fn: Callable, arg) -> list[str]:
+    "The main benchmark's questions with a control instruction (`fn(question, arg)`), as chat prompts of `backend`."
     from reasonbook.data import format_question
-    plan, top = SweepPlan(), max(cfg.caps)
-    idx = plan.add_prompts(problems.prompts, cfg.extension)
-    for cap, k in seq_settings(cfg)["all"]:
-        plan.add(bf_name(cap, k), idx, cap, k)
-    for e in [e for e in cfg.table4_extensions if e != cfg.extension]:
-        plan.add(f"table4 {e!r}", plan.add_prompts(problems.prompts, e), top, cfg.table4_num_ignore)
-    qs = [format_question(problems.items[i][1]) for i in problems.main]
-    ask = lambda fn, arg: [s1_prompt(backend, fn(q, arg) + cfg.question_suffix, system=cfg.system_prompt) for q in qs]
-    groups = [(m, a, win, plan.add_prompts(ask(fn, a), cfg.extension)) for m, a, fn, win in control_variants(cfg)]
+    return [s1_prompt(backend, fn(format_question(problems.items[i][1]), arg) + cfg.question_suffix,
+                      system=cfg.system_prompt) for i in problems.main]
+
+def plan_budget_forcing(backend, cfg: S1Config, problems: S1Problems,
+                        methods: Sequence[str] = ("BF", "TCC", "SCC", "CCC")) -> SweepPlan:
+    """One model's sweep: the Fig. 1 / Fig. 4a / Table 4 settings ("BF" in `methods`) and Table 3's control prompts
+    of `methods`, by name. SCC+BF is left out when `cfg.scc_step_marker` is set (`run_scc_step_marker` runs it)."""
+    plan, top = SweepPlan(), cfg.top_cap
+    if "BF" in methods:
+        idx = plan.add_prompts(problems.prompts, cfg.extension)
+        for cap, k in seq_settings(cfg)["all"]:
+            plan.add(bf_name(cap, k), idx, cap, k)
+        for e in [e for e in cfg.table4_extensions if e != cfg.extension]:
+            plan.add(f"table4 {e!r}", plan.add_prompts(problems.prompts, e), top, cfg.table4_num_ignore)
+    groups = [(m, a, win, plan.add_prompts(control_prompts(backend, cfg, problems, fn, a), cfg.extension))
+              for m, a, fn, win in control_variants(cfg, methods)]
     for m, a, win, ix in groups:
         plan.add(f"{m} {a}", ix, cfg.baseline_max_tokens, force=False)
     for m, a, win, ix in groups:
-        if m != "CCC":
+        if m != "CCC" and not (m == "SCC" and cfg.scc_step_marker):
             plan.add(f"{m}+BF {a}", ix, min(win[1], cfg.baseline_max_tokens))
     return plan
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #1f043e7f
-def run_budget_forcing(backend, cfg: S1Config, problems: S1Problems) -> dict[str, list[ForcedThinking]]:
-    "Run the plan (greedy, seed `cfg.seed`): the records of every budget-forcing setting, by name."
-    return plan_budget_forcing(backend, cfg, problems).run(
-        backend, delimiters=cfg.delimiters, answer_max_tokens=cfg.answer_max_tokens,
-        sampling=replace(GREEDY, seed=cfg.seed), desc="budget forcing")
+def run_scc_step_marker(backend, cfg: S1Config, problems: S1Problems) -> dict[str, list[ForcedThinking]]:
+    """SCC+BF with the step-conditional model: thinking stops at `cfg.scc_step_marker` (not at a token cap), then
+    the answer; `baseline_max_tokens` (clipped to the context) bounds a model that never writes the marker."""
+    plan = SweepPlan()
+    for m, a, fn, win in control_variants(cfg, ["SCC"]):
+        plan.add(f"SCC+BF {a}", plan.add_prompts(control_prompts(backend, cfg, problems, fn, a), ""),
+                 cfg.baseline_max_tokens)
+    return plan.run(backend, delimiters=scc_step_delimiters(cfg.scc_step_marker), answer_max_tokens=cfg.answer_max_tokens,
+                    sampling=replace(GREEDY, seed=cfg.seed), desc="SCC+BF (step marker)")
+
+def run_budget_forcing(backend, cfg: S1Config, problems: S1Problems,
+                       methods: Sequence[str] | None = None) -> dict[str, list[ForcedThinking]]:
+    "Run the plan of `methods` (default: the policy's, `role_methods`) greedily, seed `cfg.seed`: records by name."
+    methods = role_methods(cfg)["policy"] if methods is None else methods
+    plan = plan_budget_forcing(backend, cfg, problems, methods)
+    out = plan.run(backend, delimiters=cfg.delimiters, answer_max_tokens=cfg.answer_max_tokens,
+                   sampling=replace(GREEDY, seed=cfg.seed), desc="budget forcing") if plan.settings else {}
+    if "SCC" in methods and cfg.scc_step_marker:
+        out.update(run_scc_step_marker(backend, cfg, problems))
+    return out
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #466db4b4
 import pandas as pd
@@ -900,11 +1010,12 @@ def fig4a_points(bf: dict, cfg: S1Config, problems: S1Problems) -> pd.DataFrame:
                                    cap=s[0], num_ignore=s[1]) for s in seq_settings(cfg)["fig4a"]])
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #1a4e600a
-def run_parallel_scaling(backend, cfg: S1Config, problems: S1Problems) -> pd.DataFrame:
-    "Fig. 4b: `parallel_samples` samples per main problem at temperature 1; maj@k and cov@k per k."
+def run_parallel_scaling(backend, cfg: S1Config, problems: S1Problems, delimiters: str | Delimiters = "plain") -> pd.DataFrame:
+    """Fig. 4b: `parallel_samples` samples per main problem at temperature 1; maj@k and cov@k per k. The base model
+    is an instruct model: its plain chat reply is the sample (`plain` delimiters, as in the s1 harness)."""
     sp = Sampling(n=cfg.parallel_samples, temperature=1.0, max_tokens=cfg.parallel_max_tokens, seed=cfg.seed)
     rows = sample_thinking(backend, [problems.prompts[i] for i in problems.main], sampling=sp,
-                           delimiters=cfg.delimiters, desc="parallel samples")
+                           delimiters=delimiters, desc="parallel samples")
     tk = backend.tokenizer
     texts = [[tk.decode(s.ids, skip_special_tokens=False) for s in row] for row in rows]
     tokens = [[count_thinking_tokens(tk, t) for t in row] for row in texts]
@@ -931,11 +1042,11 @@ def plot_fig4(fig4a: pd.DataFrame, par: pd.DataFrame, main_name: str, model: str
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #d05dbff6
 def run_rejection_sampling(backend, cfg: S1Config, problems: S1Problems) -> dict[int, list[ForcedThinking]]:
-    "Rejection sampling on the main benchmark at every cap of `rs_caps`."
+    "Rejection sampling on the main benchmark at every cap of `rs_caps` (both phases at temperature 1, as the harness)."
     return rejection_sample(backend, [problems.prompts[i] for i in problems.main], caps=cfg.rs_caps,
                             max_rounds=cfg.rs_rounds, delimiters=cfg.delimiters,
                             sampling=Sampling(n=cfg.rs_samples, temperature=1.0, seed=cfg.seed),
-                            answer=Sampling(temperature=0.0, max_tokens=cfg.answer_max_tokens, seed=cfg.seed))
+                            answer=Sampling(temperature=1.0, max_tokens=cfg.answer_max_tokens, seed=cfg.seed))
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #850e71ec
 def table3_runs(bf: dict, rs: dict, cfg: S1Config, problems: S1Problems) -> dict[str, list[tuple[dict, list]]]:
@@ -948,7 +1059,9 @@ def table3_runs(bf: dict, rs: dict, cfg: S1Config, problems: S1Problems) -> dict
         if m != "CCC":
             runs[f"{m}+BF"].append((summarize_run(bf[f"{m}+BF {a}"], golds, kind, setting=f"{m}+BF {a}"), win))
     for s in seq_settings(cfg)["fig1"]:
-        runs["BF"].append((run_point(bf[bf_name(*s)], problems, main, kind, setting=setting_label(cfg, *s)), [0, s[0]]))
+        recs = bf[bf_name(*s)]
+        top = max(recs[i].max_thinking_tokens for i in main) if s[0] == AUTO else s[0]   # 'auto': the clipped caps
+        runs["BF"].append((run_point(recs, problems, main, kind, setting=setting_label(cfg, *s)), [0, top]))
     for c in cfg.rs_caps:
         runs["RS"].append((summarize_run(rs[c], golds, kind, setting=f"RS cap {c}"), [0, c]))
     return dict(runs)
@@ -985,7 +1098,7 @@ def plot_fig6(points: pd.DataFrame, title: str = "Fig. 6"):
 # %% ../nbs/10_s1_budget_forcing.ipynb #0c36c651
 def table4(bf: dict, cfg: S1Config, problems: S1Problems, paper: dict = PAPER["table4"]) -> list[dict]:
     "Accuracy and thinking tokens per benchmark for each appended string, beside the paper's."
-    top, k = max(cfg.caps), cfg.table4_num_ignore
+    top, k = cfg.top_cap, cfg.table4_num_ignore
     recs = {"no extrapolation": bf[bf_name(top, 0)]}
     for e in cfg.table4_extensions:
         recs[e or "nothing"] = bf[bf_name(top, k) if e == cfg.extension else f"table4 {e!r}"]
@@ -1012,6 +1125,26 @@ def run_extension_overhead(backend, cfg: S1Config, problems: S1Problems) -> dict
         out["no reuse"] = extension_overhead(backend, ps, **kw)
     return out
 
+# %% ../nbs/10_s1_budget_forcing.ipynb #f024a51a
+def run_models(cfg: S1Config, store=None) -> dict:
+    "Every generation of the notebook, one model alive at a time: model ids, tokenizer, problems, bf, rs, overhead, par."
+    roles, out = role_methods(cfg), {}
+    with cfg.open_backend("policy", cfg.model, store, batch_size=cfg.batch_size) as backend:
+        problems = load_problems(backend, cfg)
+        out.update(model_id=backend.model_id, tokenizer=backend.tokenizer, problems=problems,
+                   bf=run_budget_forcing(backend, cfg, problems, roles["policy"]),
+                   rs=run_rejection_sampling(backend, cfg, problems),
+                   overhead=run_extension_overhead(getattr(backend, "inner", backend), cfg, problems))
+        if cfg.base_model == cfg.model:
+            out.update(par=run_parallel_scaling(backend, cfg, problems), base_id=backend.model_id)
+    for role in [r for r in roles if r != "policy"]:
+        with cfg.open_backend(role, cfg.role_model(role), store, batch_size=cfg.batch_size) as ctl:
+            out["bf"].update(run_budget_forcing(ctl, cfg, problems, roles[role]))
+    if "par" not in out:
+        with cfg.open_backend("base", cfg.base_model, store, batch_size=cfg.batch_size) as base:
+            out.update(par=run_parallel_scaling(base, cfg, problems), base_id=base.model_id)
+    return out
+
 # %% ../nbs/10_s1_budget_forcing.ipynb #f2c17b30
 def arithmetic_operation(row: dict) -> str:
     "The domain of a generated arithmetic question: the operation it asks for."
@@ -1023,8 +1156,8 @@ def arithmetic_operation(row: dict) -> str:
 def select_from_run(tokenizer, cfg: S1Config, problems: S1Problems, bf: dict) -> tuple[list[dict], dict]:
     "s1K-style selection of `cfg.s1k_select` rows from the run's problems, judged by the model's own answers."
     from reasonbook.data import format_question
-    own = bf[bf_name(max(cfg.caps), 0)]
-    answers = {format_question(p) + cfg.question_suffix: r.output for (_, p), r in zip(problems.items, own)}
+    own = bf[bf_name(cfg.top_cap, 0)]
+    answers = {format_question(p) + cfg.question_suffix: r.graded_text for (_, p), r in zip(problems.items, own)}
     rows = [dict(question=format_question(p), answer=p.answer, trace=p.solution or "", attempt=p.answer, source=b)
             for b, p in problems.items]
     q_rows = quality_filter(rows)

@@ -179,11 +179,12 @@ def test_extension_rounds_reuse_the_prefix(tiny):
 
 # --- the experiment pipeline -----------------------------------------------------------------------------------
 
-@pytest.mark.parametrize("profile", ["tiny", "full"])
+@pytest.mark.parametrize("profile", ["tiny", "full", "full_s1.1", "rehearsal"])
 def test_config_profiles_validate(profile):
     "Every profile's values (over the notebook defaults) pass S1Config's type and value checks."
     cfg = S1Config.from_params(yaml.safe_load((ROOT / "configs" / "s1" / f"{profile}.yaml").read_text()))
-    assert max(cfg.fig4a_caps) <= max(cfg.caps)
+    from reasonbook.s1 import cap_order
+    assert cap_order(max(cfg.fig4a_caps, key=cap_order)) <= cap_order(cfg.top_cap)
 
 
 def test_wrong_parameter_is_named():
@@ -233,3 +234,223 @@ def test_s1_sft_one_step_on_tiny(tiny_path, tmp_path):
     rows = [{"question": f"What is {i} + 1?", "trace": f"{i} + 1 = {i + 1}.", "attempt": str(i + 1)} for i in range(4)]
     res = s1_sft(str(tiny_path), rows, tmp_path / "sft", max_steps=1, batch_size=2, block_size=256)
     assert res.steps == 1 and (tmp_path / "sft" / "config.json").exists()
+
+
+# --- paper scale (issue 13): the context clip, one engine at a time, what is graded -------------------------------
+
+def _spy(backend):
+    "Record (prompt lengths, sampling) of every generate call of `backend`."
+    seen, orig = [], backend.generate_samples
+
+    def spy(requests, sampling, desc=None):
+        seen.append(([len(p) if not isinstance(p, str) else len(backend.encode(p)) for p, _ in requests], sampling))
+        return orig(requests, sampling, desc)
+    backend.generate_samples = spy
+    return seen
+
+
+@pytest.mark.parametrize("cap", [1000, "auto"])
+def test_context_clip_keeps_the_answer_inside_max_model_len(tok, cap):
+    """S1-1: a cap as large as the context (s1's 32768) used to let the thinking fill the context, so the answer
+    prompt (prompt + thinking + tail) was longer than max_model_len and vLLM refused the whole answer call. Clipped
+    like the harness's 'auto', every answer prompt leaves room for answer_max_tokens."""
+    mml, amt = 64, 8
+    sb = ScriptedThinker(tok, think_len=500)              # never ends its thinking by itself
+    sb.max_model_len = mml
+    calls = _spy(sb)
+    [r] = budget_force(sb, ["Q"], max_thinking_tokens=cap, answer_max_tokens=amt, delimiters="s1")
+    (think_lens, _), (answer_lens, answer_sp) = calls
+    assert r.capped and r.final_answer_appended
+    assert max(answer_lens) + answer_sp.max_tokens <= mml       # the answer fits
+    assert max(think_lens) + r.max_thinking_tokens <= mml
+    if cap == "auto":
+        return
+    unclipped = ScriptedThinker(tok, think_len=500)           # max_model_len unknown: the old behaviour
+    calls = _spy(unclipped)
+    budget_force(unclipped, ["Q"], max_thinking_tokens=cap, answer_max_tokens=amt, delimiters="s1")
+    assert max(calls[-1][0]) >= mml                           # this answer prompt would have overflowed
+
+
+def test_context_clip_in_the_sweep(tok):
+    "The sweep clips every setting per prompt; a setting below the room is untouched, two above it coincide."
+    sb = ScriptedThinker(tok, think_len=500)
+    sb.max_model_len = 80
+    calls = _spy(sb)
+    small, big, auto = budget_sweep(sb, ["Q", "A longer question here"], [(8, 0), (10_000, 0), ("auto", 0)],
+                                    answer_max_tokens=8, delimiters="s1")
+    assert [r.max_thinking_tokens for r in small] == [8, 8]
+    assert [r.max_thinking_tokens for r in big] == [r.max_thinking_tokens for r in auto]
+    assert big[0].max_thinking_tokens > big[1].max_thinking_tokens     # each prompt gets its own room
+    lens, sp = calls[-1]
+    assert max(lens) + sp.max_tokens <= 80
+
+
+def test_cap_auto_needs_a_known_context(tok):
+    with pytest.raises(ValueError, match="max_model_len"):
+        budget_force(ScriptedThinker(tok), ["Q"], max_thinking_tokens="auto", delimiters="s1")
+
+
+def _fake_loader(tok, loaded):
+    def load(spec, **kw):
+        loaded.append((spec, kw))
+        return ScriptedThinker(tok, think_len=6, extend_len=3, answer=" 3")
+    return load
+
+
+def _four_models_cfg(**kw):
+    tiny = yaml.safe_load((ROOT / "configs" / "s1" / "tiny.yaml").read_text())
+    return S1Config.from_params(dict(tiny, model="vllm:s1", base_model="vllm:base", tcc_model="vllm:tcc",
+                                     scc_model="vllm:scc", main_benchmark="arithmetic-1", overhead_prompts=1, **kw))
+
+
+def test_models_open_one_at_a_time(tok, monkeypatch, tmp_path):
+    """S1-2/S1-3: the notebook's stages (run_models) open policy, tcc, scc, base in turn, each closed before the next
+    and each with its own engine settings; opening the base model while the policy is alive (the old notebook) is
+    what the engine ledger refuses."""
+    from reasonbook import runs, s1
+    from reasonbook.store import RunStore
+    loaded = []
+    monkeypatch.setattr(runs, "load_backend", _fake_loader(tok, loaded))
+    cfg = _four_models_cfg(engines={"policy": {"tensor_parallel_size": 2, "enforce_eager": False},
+                                    "base": {"gpu_memory_utilization": 0.8}, "tcc": {"max_model_len": 4096}})
+    runs.ENGINES.reset()
+    try:
+        out = s1.run_models(cfg, RunStore(tmp_path / "store"))
+        rep = runs.ENGINES.report()
+        assert [(e["role"], e["alive_with"], e["closed"]) for e in rep["engines"]] == \
+               [("policy", [], True), ("tcc", [], True), ("scc", [], True), ("base", [], True)]
+        assert rep["max_live"] == 1
+        assert [kw for _, kw in loaded] == [{"tensor_parallel_size": 2, "enforce_eager": False}, {"max_model_len": 4096},
+                                            {}, {"gpu_memory_utilization": 0.8}]
+        assert all(e["engine_calls"] == e["rounds"] for e in rep["engines"])
+        assert {"TCC 8", "TCC+BF 16", "SCC 1", "SCC+BF 1", "CCC long", "bf 16 x1"} <= set(out["bf"])
+        runs.ENGINES.reset()
+        with pytest.raises(runs.EngineLifecycleError, match="'base'"):
+            with cfg.open_backend("policy", cfg.model):
+                with cfg.open_backend("base", cfg.base_model):
+                    pass
+    finally:
+        runs.ENGINES.reset()
+
+
+def test_base_model_gets_the_plain_chat_format(tok):
+    "S1-6: Fig. 4b's base model is sampled in its plain chat format, not the s1 think format of the policy."
+    from reasonbook import s1
+    cfg = _four_models_cfg(delimiters="s1")
+    sb = ScriptedThinker(tok, think_len=4)
+    problems = s1.load_problems(sb, cfg)
+    calls = _spy(sb)
+    s1.run_parallel_scaling(sb, cfg, problems)
+    (_, sp), = calls
+    assert sp.stop_token_ids == tuple(s1.thinking_stop_ids(s1.get_delimiters("plain"), tok))
+    assert "<|im_start|>" not in [tok.convert_ids_to_tokens(i) for i in sp.stop_token_ids]
+
+
+def test_answer_section_is_graded(tok):
+    """S1-8: under delimiters with an answer section only the tail and the answer are graded: a \\boxed{} in the
+    thinking no longer wins over the answer; plain delimiters still grade the whole output."""
+    from reasonbook.s1 import accuracy
+    sb = ScriptedThinker(tok, think_len=3, answer=" 41")
+    [r] = budget_force(sb, ["Q"], max_thinking_tokens=50, delimiters="s1")
+    boxed = r.__class__(**{**r.__dict__, "thinking": "so it is \\boxed{42}."})
+    assert boxed.answer_only and accuracy([boxed], ["42"]) == 0.0 and accuracy([boxed], ["41"]) == 100.0
+    [p] = budget_force(ScriptedThinker(tok, think_len=3), ["Q"], max_thinking_tokens=2, delimiters="plain")
+    plain = p.__class__(**{**p.__dict__, "thinking": "so it is \\boxed{42}.", "answer": ""})
+    assert not plain.answer_only and accuracy([plain], ["42"]) == 100.0
+
+
+def test_rejection_sampling_answers_at_the_sampling_temperature(tok):
+    "S1-9: the RS answer pass runs at temperature 1, as the harness; acceptance is reported per cap."
+    from reasonbook import s1
+    cfg = _four_models_cfg(rs_rounds=3, delimiters="s1")
+    sb = ScriptedThinker(tok, think_len=10, answer=" 3")
+    problems = s1.load_problems(sb, cfg)
+    rs = s1.run_rejection_sampling(sb, cfg, problems)
+    assert (sb.calls[-1][1].temperature, sb.calls[-1][1].max_tokens) == (1.0, cfg.answer_max_tokens)
+    assert len(sb.calls) == 3 + 1          # cap 8 never fits 10 tokens: resampled for all rs_rounds, then the answers
+    assert [s1.summarize_run(rs[c], ["3"] * len(rs[c]))["accepted"] for c in cfg.rs_caps] == [0.0, 1.0]
+
+
+class _MarkerThinker(ScriptedThinker):
+    "Thinks `think_len` tokens, then writes the SCC '0 steps left' marker (a stop string) when asked to stop there."
+    def _one(self, ids, sp):
+        if self.tokenizer.decode(ids).endswith(self.answer_triggers) or not sp.stop:
+            return super()._one(ids, sp)
+        from reasonbook.backends import Completion
+        body = [self.word_id] * self.think_len
+        marker = self.encode(sp.stop[0])
+        return Completion(self.decode(body), body + marker, "stop", sp.stop[0])
+
+
+def test_scc_bf_stops_at_the_step_marker(tok):
+    """S1-7: with scc_step_marker set, SCC+BF thinks from `<|im_start|>` until the model writes the marker (a natural
+    end: the answer delimiter follows, no 'Final Answer:'), not until a token cap of steps x tokens per step."""
+    from reasonbook import s1
+    cfg = _four_models_cfg(scc_step_marker="<|im_start|>0", baseline_max_tokens=64)
+    sb = _MarkerThinker(tok, think_len=20, answer=" 3")
+    problems = s1.load_problems(sb, cfg)
+    bf = s1.run_budget_forcing(sb, cfg, problems, ["SCC"])
+    assert set(bf) == {f"SCC {s}" for s in cfg.scc_steps} | {f"SCC+BF {s}" for s in cfg.scc_steps}
+    for r in bf[f"SCC+BF {cfg.scc_steps[0]}"]:
+        assert (r.thinking_tokens, r.capped, r.tail, r.answer) == (20, False, "<|im_start|>answer\n", " 3")
+        assert r.prompt.endswith("<|im_start|>assistant\n")
+    marker_calls = [sp for _, sp in sb.calls if sp.stop]
+    assert marker_calls and marker_calls[0].stop == ("<|im_start|>0", "<|im_start|>answer")
+    with pytest.raises(ValueError, match="stop strings"):
+        budget_force(sb, ["Q"], max_thinking_tokens=50, num_ignore=1, delimiters=s1.scc_step_delimiters("<|im_start|>0"))
+
+
+def test_out_of_vocabulary_ids_go_back_as_ids(tok):
+    """S1-10: continuations are sent back as token ids (never re-encoded text), so VLLMBackend's in_vocab filter sees
+    every sampled id, and drops the ones past the tokenizer's vocabulary."""
+    from reasonbook.serving import in_vocab
+    oov = len(tok) + 5
+    sb = ScriptedThinker(tok, think_len=4, extend_len=2)
+    sb.word_id = oov                                     # the model "samples" an id of a padded embedding row
+    calls = []
+    orig = sb.generate_samples
+    sb.generate_samples = lambda req, sp, desc=None: (calls.append([p for p, _ in req]), orig(req, sp, desc))[1]
+    budget_force(sb, ["Q"], max_thinking_tokens=20, num_ignore=1, delimiters="s1")
+    sent = calls[1][0]                                   # the continuation after "Wait"
+    assert isinstance(sent, list) and oov in sent
+    assert oov not in in_vocab(sent, len(tok)) and len(in_vocab(sent, len(tok))) == len(sent) - 4
+
+
+@pytest.mark.parametrize("profile", ["full", "full_s1.1", "rehearsal"])
+def test_paper_scale_profiles(profile):
+    "The paper-scale profiles: a model per role, engine settings per role, the clip reaching the context."
+    from reasonbook import s1
+    cfg = S1Config.from_params(yaml.safe_load((ROOT / "configs" / "s1" / f"{profile}.yaml").read_text()))
+    assert set(cfg.engines) == {"policy", "tcc", "scc", "base"} and cfg.co_resident == []
+    assert cfg.top_cap == "auto" and cfg.scc_step_marker == "<|im_start|>0"
+    assert len({cfg.role_model(r) for r in ("policy", "tcc", "scc")}) == 3       # three engines, as the paper
+    assert set(s1.role_methods(cfg)) == {"policy", "tcc", "scc"}
+    if profile != "rehearsal":
+        assert cfg.tcc_budgets == [2048, 4096, 8192, 16384] and cfg.scc_steps == [16, 32, 64, 128, 256]
+        assert cfg.engines["policy"]["tensor_parallel_size"] == 2
+    if profile == "full":
+        assert cfg.model == "vllm:simplescaling/s1-32B"
+        assert cfg.engines["policy"]["tokenizer"] == "Qwen/Qwen2.5-32B-Instruct"
+    if profile == "rehearsal":
+        assert all(e["enforce_eager"] and e["max_model_len"] <= 512 for e in cfg.engines.values())
+        assert cfg.engines["policy"]["max_model_len"] in cfg.caps
+
+
+def test_auto_cap_through_the_tables(tok):
+    "A cap 'auto' (full.yaml's) flows through Fig. 1, Fig. 4a, Table 3 (its Control window: the clipped caps), Table 4."
+    from reasonbook import s1
+    tiny = yaml.safe_load((ROOT / "configs" / "s1" / "tiny.yaml").read_text())
+    cfg = S1Config.from_params(dict(tiny, caps=[8, "auto"], main_benchmark="arithmetic-1", delimiters="s1"))
+    sb = ScriptedThinker(tok, think_len=10, extend_len=3, answer=" 3")
+    sb.max_model_len = 160
+    problems = s1.load_problems(sb, cfg)
+    bf = s1.run_budget_forcing(sb, cfg, problems)
+    auto = bf[s1.bf_name("auto", 0)]
+    assert all(8 < r.max_thinking_tokens < 160 - len(tok.encode(r.prompt)) for r in auto)   # clipped to the room
+    rs = s1.run_rejection_sampling(sb, cfg, problems)
+    runs = s1.table3_runs(bf, rs, cfg, problems)
+    assert runs["BF"][1][1][1] == max(auto[i].max_thinking_tokens for i in problems.main)
+    t3 = s1.table3(runs)
+    assert next(r for r in t3 if r["method"] == "BF")["control"] == 100.0
+    assert list(s1.fig1_points(bf, cfg, problems).setting[:2]) == ["cap 8", "cap auto"]
+    assert [r["appended"] for r in s1.table4(bf, cfg, problems)] == ["no extrapolation", "nothing", "Wait"]
