@@ -150,7 +150,8 @@ def _models(value) -> list[str]:
     return out
 
 PAPER_STAGES = {
-    "s1": [("budget forcing", [("policy", "model")]), ("parallel scaling (Fig. 4b)", [("base", "base_model")])],
+    "s1": [("budget forcing", [("policy", "model")]), ("TCC (Table 3)", [("tcc", "tcc_model")]),
+           ("SCC (Table 3)", [("scc", "scc_model")]), ("parallel scaling (Fig. 4b)", [("base", "base_model")])],
     "tts": [("search: policy beside its PRMs", [("policy", "model"), ("prm", "search_prms")])],
     "synthetic": [("data generation", [("generator", "generator")]), ("learner sampling", [("learner", "model")]),
                   ("student evaluation", [("student", "model")])],
@@ -175,7 +176,11 @@ def hub_shape(model: str) -> ModelShape:
     path = Path(resolve_model_path(model))
     if not path.exists():
         from huggingface_hub import hf_hub_download
-        path = Path(hf_hub_download(model, "config.json")).parent
+        try: path = Path(hf_hub_download(model, "config.json")).parent
+        except Exception as e:
+            raise PlanError(f"model {model!r}: no config.json (not a local folder, not in the Hub cache, and the Hub "
+                            f"said {type(e).__name__}); download it first (`huggingface-cli download {model} config.json`) "
+                            "or pass a local folder with -p") from None
     return model_shape(path, name=model)
 
 # %% ../nbs/07a_plan.ipynb #8b61bf47

@@ -59,6 +59,9 @@ def vllm_sampling_fields(sampling: Sampling, seed: int | None = None, eos_token_
              stop_token_ids=list(dict.fromkeys([*sampling.stop_token_ids, *extra])),
              include_stop_str_in_output=bool(sampling.include_stop_str_in_output), ignore_eos=bool(sampling.ignore_eos))
     if sampling.temperature > 0 and seed is not None: f["seed"] = int(seed)
+    if any("<|" in s for s in sampling.stop):   # a stop string with a special-token marker (s1's SCC "<|im_start|>0"):
+        f["skip_special_tokens"] = False        # vLLM matches stop strings on the detokenised text, which must keep it
+        f["spaces_between_special_tokens"] = False
     return f
 
 # %% ../nbs/02a_serving.ipynb #0cb5b83c
@@ -87,6 +90,9 @@ class VLLMBackend(Backend):
         path = resolve_model_path(model)
         self.path, self.model_id, self.progress = path, model_id or model_display_id(path), progress
         engine_kwargs.setdefault("seed", 0)
+        if isinstance(tokenizer, (str, Path)):     # a tokenizer by name (s1: s1-32B with Qwen2.5-32B-Instruct's): both engines use it
+            engine_kwargs["tokenizer"] = str(resolve_model_path(str(tokenizer)))
+            tokenizer = AutoTokenizer.from_pretrained(engine_kwargs["tokenizer"])
         self.llm = vllm.LLM(path, enable_prefix_caching=enable_prefix_caching, **engine_kwargs)
         self.tokenizer = tokenizer or AutoTokenizer.from_pretrained(path)
         self.generation_config = _generation_config(path)
