@@ -33,21 +33,23 @@ from .data import Problem, load_benchmark
 from .grading import coverage_at_k, extract_answer, grade, maj_at_k
 from .plots import figure_title, paper_vs_ours
 from fastcore.basics import patch
-from .runs import ConfigError, PaperConfig, TrainCache, open_backend
+from .runs import ENGINES, ConfigError, PaperConfig, TrainCache, open_backend
+from .stats import paired_diff
 
 # %% auto #0
-__all__ = ['FEW_SHOT_STYLES', 'FEW_SHOT_STOPS', 'FEW_SHOT_SAMPLING', 'JUDGE_INSTRUCTION', 'JUDGE_ITEM', 'JUDGE_SAMPLING',
-           'PARADIGMS', 'STUDENT_ROLES', 'PAPER', 'STUDENT', 'SEED_OFFSETS', 'sampling_flops',
-           'compute_matched_samples', 'BudgetPlan', 'budget_plan', 'few_shot_prompt', 'bos_prefix',
-           'truncate_at_answer', 'sample_few_shot', 'grade_samples', 'final_answer_filter', 'solution_key',
+__all__ = ['FEW_SHOT_STYLES', 'FEW_SHOT_STOPS', 'ANSWER_LINES', 'FEW_SHOT_SAMPLING', 'JUDGE_INSTRUCTION', 'JUDGE_ITEM',
+           'JUDGE_SAMPLING', 'JUDGE_REASON_INSTRUCTION', 'JUDGE_REASON_ITEM', 'JUDGE_MODES', 'PARADIGMS',
+           'STUDENT_ROLES', 'PAPER', 'STUDENT', 'SEED_OFFSETS', 'sampling_flops', 'compute_matched_samples',
+           'BudgetPlan', 'budget_plan', 'shot_solution', 'few_shot_prompt', 'bos_prefix', 'truncate_at_answer',
+           'fit_to_context', 'sample_few_shot', 'grade_samples', 'final_answer_filter', 'solution_key',
            'diversity_at_k', 'arithmetic_step_check', 'FPRResult', 'step_check_judge', 'false_positive_rate',
            'corrupt_solution', 'parse_verdict', 'judge_prompt', 'judge_examples', 'LLMJudge', 'judge_agreement',
            'paradigm', 'sft_rows', 'evaluate_student', 'trainable', 'sft_recipe', 'finetune_and_evaluate',
            'number_matched', 'relative_gain', 'check_wcse_config', 'WCSEConfig', 'WCSEData', 'load_wcse_data',
            'SampleSet', 'run_sampling', 'sampling_metrics', 'wcse_judge', 'quality_row', 'run_data_quality',
-           'judge_vs_hand_labels', 'table_records', 'model_family_note', 'plot_data_quality', 'student_model',
-           'students_to_run', 'run_base_eval', 'training_rows', 'run_finetuning', 'run_control', 'plot_finetuning',
-           'paper_vs_this_run']
+           'judge_vs_hand_labels', 'table_records', 'model_family_note', 'judge_summary', 'plot_data_quality',
+           'student_model', 'eval_spec', 'students_to_run', 'run_base_eval', 'training_rows', 'run_finetuning',
+           'run_control', 'finetune_gap', 'gap_text', 'plot_finetuning', 'paper_vs_this_run']
 
 # %% ../nbs/40_wc_vs_se.ipynb #ddf94d17
 def sampling_flops(n_problems: int, samples_per_problem: int, tokens_per_solution: float, params: float) -> float:
@@ -113,6 +115,16 @@ FEW_SHOT_STYLES = {
     "gsm8k": ("Question: {question}\nAnswer: ", "{solution}\n\n\n"),
 }
 FEW_SHOT_STOPS = ("\n\n\n", "Problem:", "Question:")
+ANSWER_LINES = {"math": "The final answer is $\\boxed{{{answer}}}$.", "gsm8k": "#### {answer}"}
+_FINAL_LINE = re.compile(r"\\boxed\{|final answer is|^#### ", re.IGNORECASE | re.MULTILINE)
+
+# %% ../nbs/40_wc_vs_se.ipynb #942cb5d0
+def shot_solution(shot: Problem, style: str = "math") -> str:
+    "The worked solution of a shot, ending with a final-answer line (the style's `ANSWER_LINES` one if it has none)."
+    sol = (shot.solution or "").strip()
+    if _FINAL_LINE.search(sol) or shot.answer in (None, ""): return sol
+    return sol + "\n" + ANSWER_LINES[style].format(answer=shot.answer)
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #43ecd52c
 def few_shot_prompt(question: str, shots: Sequence[Problem] = (), style: str = "math") -> str:
@@ -124,7 +136,7 @@ def few_shot_prompt(question: str, shots: Sequence[Problem] = (), style: str = "
     for i, s in enumerate(shots):
         if not s.solution:
             raise ValueError(f"few_shot_prompt: shot {i} ({s.id}) has no worked solution")
-        out.append(head.format(question=s.question.strip()) + tail.format(solution=s.solution.strip()))
+        out.append(head.format(question=s.question.strip()) + tail.format(solution=shot_solution(s, style)))
     return "".join(out) + head.format(question=question.strip())
 
 # %% ../nbs/40_wc_vs_se.ipynb #21b06b6d
@@ -137,15 +149,29 @@ def bos_prefix(tokenizer) -> str:
     return bos if ids and ids[0] == tokenizer.bos_token_id else ""
 
 # %% ../nbs/40_wc_vs_se.ipynb #4da6157a
-_FINAL_LINE = re.compile(r"\\boxed\{|final answer is|^#### ", re.IGNORECASE | re.MULTILINE)
-
-
 def truncate_at_answer(text: str) -> str:
     "`text` up to the end of its first final-answer line (\\boxed{…}, 'The final answer is …', '#### …'), stripped."
     m = _FINAL_LINE.search(text or "")
     if not m: return (text or "").strip()
     end = text.find("\n", m.end())
     return (text if end < 0 else text[:end]).strip()
+
+# %% ../nbs/40_wc_vs_se.ipynb #7e886b9c
+def fit_to_context(backend: Backend, prompts: Sequence[str], sampling: Sampling, what: str = "generate") -> Sampling:
+    "`sampling` with `max_tokens` capped so the longest of `prompts` plus its completion fits `backend.max_model_len`."
+    limit = getattr(backend, "max_model_len", None)
+    if not limit or not prompts: return sampling
+    longest = max(backend.count_tokens(p) for p in prompts)
+    room = int(limit) - longest
+    if room < 1:
+        raise ValueError(f"{what}: a prompt of {longest} tokens fills the context of {backend.model_id} "
+                         f"(max_model_len={limit}): use fewer shots (n_shots) or a larger engines[role].max_model_len")
+    if sampling.max_tokens is not None and sampling.max_tokens > room:
+        print(f"{what}: max_tokens {sampling.max_tokens} -> {room} (longest prompt {longest} tokens, "
+              f"{backend.model_id} max_model_len={limit})")
+        return replace(sampling, max_tokens=room)
+    return sampling
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #3fa9b116
 FEW_SHOT_SAMPLING = Sampling(temperature=0.7, max_tokens=512, stop=FEW_SHOT_STOPS, seed=0)
@@ -155,6 +181,7 @@ def sample_few_shot(backend: Backend, problems: Sequence[Problem], sampling: Sam
                     shots: Sequence[Problem] = (), style: str = "math", desc: str | None = None) -> list:
     "`sampling.n` few-shot sampled solutions per problem (one engine call), each cut after its first final answer."
     prompts = [bos_prefix(backend.tokenizer) + few_shot_prompt(p.question, shots, style) for p in problems]
+    sampling = fit_to_context(backend, prompts, sampling, desc or "sample_few_shot")
     if sampling.n > 1: backend.warm_prefix(prompts)     # the n samples of a prompt reuse its prefilled prefix
     outs = backend.generate(prompts, sampling, desc=desc)
     return [[truncate_at_answer(c.text) for c in o] for o in outs]
@@ -253,6 +280,14 @@ JUDGE_INSTRUCTION = ("Check the reasoning of each solution. A solution is correc
                      "the final answer follows from the steps. Reply with one word: correct or incorrect.\n\n")
 JUDGE_ITEM = "Problem: {question}\nSolution: {solution}\nVerdict:"
 JUDGE_SAMPLING = Sampling(n=1, temperature=0.0, max_tokens=4, stop=("\n",))
+JUDGE_REASON_INSTRUCTION = ("Check the reasoning of the solution below step by step. A solution is correct only if "
+                            "every step is right and the final answer follows from the steps. First go through the "
+                            "steps, then end with one line: 'Verdict: correct' or 'Verdict: incorrect'.\n\n")
+JUDGE_REASON_ITEM = "Problem: {question}\nSolution: {solution}\nAnalysis:"
+JUDGE_MODES = {"verdict": dict(instruction=JUDGE_INSTRUCTION, item=JUDGE_ITEM, sampling=JUDGE_SAMPLING, examples=True),
+               "reason": dict(instruction=JUDGE_REASON_INSTRUCTION, item=JUDGE_REASON_ITEM, examples=False,
+                              sampling=Sampling(n=1, temperature=0.0, max_tokens=1024))}
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #be533c94
 def corrupt_solution(solution: str) -> str:
@@ -263,11 +298,15 @@ def corrupt_solution(solution: str) -> str:
     return solution[:m.start()] + str(int(m.group(1)) + 1) + m.group(2) + solution[m.end():]
 
 # %% ../nbs/40_wc_vs_se.ipynb #8a1bbf37
-def parse_verdict(text: str) -> bool | None:
-    "True for 'correct', False for 'incorrect' / 'wrong' (the first such word), None if neither appears."
-    m = re.search(r"\b(incorrect|not correct|wrong|correct|right|yes|no)\b", (text or "").lower())
-    if not m: return None
-    return m.group(1) in ("correct", "right", "yes")
+def parse_verdict(text: str, last: bool = False) -> bool | None:
+    """True for 'correct', False for 'incorrect' / 'wrong': the first such word, or (`last`) the first after the last
+    'verdict' in the text (else its last such word); None if none appears."""
+    t = (text or "").lower()
+    if last and "verdict" in t: t = t.rsplit("verdict", 1)[1]
+    ms = re.findall(r"\b(incorrect|not correct|wrong|correct|right|yes|no)\b", t)
+    if not ms: return None
+    w = ms[-1] if last and "verdict" not in (text or "").lower() else ms[0]
+    return w in ("correct", "right", "yes")
 
 # %% ../nbs/40_wc_vs_se.ipynb #2e521e51
 def judge_prompt(question: str, solution: str, examples: Sequence[tuple] = (),
@@ -287,20 +326,27 @@ def judge_examples(shots: Sequence[Problem], n: int = 4) -> list:
 
 # %% ../nbs/40_wc_vs_se.ipynb #e0390200
 class LLMJudge:
-    "A judge backed by any `Backend`: verdicts parsed from (greedy) replies to `judge_prompt`."
-    def __init__(self, backend: Backend, examples: Sequence[tuple] = (), *, instruction: str = JUDGE_INSTRUCTION,
-                 item: str = JUDGE_ITEM, chat: bool = False, sampling: Sampling = JUDGE_SAMPLING):
-        self.backend, self.examples, self.instruction, self.item = backend, list(examples), instruction, item
-        self.chat, self.sampling, self.replies = chat, sampling, []
+    "A judge backed by any `Backend`: verdicts parsed from (greedy) replies to `judge_prompt` (`mode`: `JUDGE_MODES`)."
+    def __init__(self, backend: Backend, examples: Sequence[tuple] = (), *, mode: str = "verdict",
+                 instruction: str | None = None, item: str | None = None, chat: bool = False,
+                 sampling: Sampling | None = None, max_tokens: int | None = None):
+        if mode not in JUDGE_MODES: raise ValueError(f"LLMJudge: unknown mode {mode!r}; choose from {sorted(JUDGE_MODES)}")
+        m = JUDGE_MODES[mode]
+        self.backend, self.mode, self.chat, self.replies = backend, mode, chat, []
+        self.examples = list(examples) if m["examples"] else []
+        self.instruction, self.item = instruction or m["instruction"], item or m["item"]
+        self.sampling = sampling or m["sampling"]
+        if max_tokens is not None: self.sampling = replace(self.sampling, max_tokens=int(max_tokens))
 
     def prompt(self, problem: Problem, solution: str) -> str:
         text = judge_prompt(problem.question, solution, self.examples, self.instruction, self.item)
         return self.backend.chat(text) if self.chat else bos_prefix(self.backend.tokenizer) + text
 
     def __call__(self, items: Sequence[tuple]) -> list:
-        outs = self.backend.generate([self.prompt(p, s) for p, s in items], self.sampling, desc="judge")
+        prompts = [self.prompt(p, s) for p, s in items]
+        outs = self.backend.generate(prompts, fit_to_context(self.backend, prompts, self.sampling, "judge"), desc="judge")
         self.replies = [o[0].text for o in outs]
-        return [parse_verdict(r) for r in self.replies]
+        return [parse_verdict(r, last=self.mode == "reason") for r in self.replies]
 
 # %% ../nbs/40_wc_vs_se.ipynb #d1712f6e
 def judge_agreement(a: Sequence[bool | None], b: Sequence[bool | None]) -> dict:
@@ -342,12 +388,13 @@ def sft_rows(problems: Sequence[Problem], solutions: Sequence[Sequence[str]], st
 def evaluate_student(backend: Backend, problems: Sequence[Problem], sampling: Sampling = FEW_SHOT_SAMPLING,
                      k_values: Sequence[int] = (1, 4), *, shots: Sequence[Problem] = (), style: str = "math",
                      kind: str = "math") -> dict:
-    "pass@1 (mean sample accuracy) and maj@k of `backend` on `problems`, from max(k_values) samples each."
+    "pass@1 (mean sample accuracy, and per problem) and maj@k of `backend` on `problems`, from max(k_values) samples each."
     k_values = sorted(set(int(k) for k in k_values))
     if not k_values or k_values[0] < 1: raise ValueError(f"evaluate_student: k_values must be >= 1, got {k_values}")
     n = k_values[-1]
     samples = sample_few_shot(backend, problems, replace(sampling, n=n), shots=shots, style=style, desc="evaluate")
-    out = {"pass@1": sum(sum(c) for c in grade_samples(problems, samples, kind)) / (n * len(problems))}
+    correct = grade_samples(problems, samples, kind)
+    out = {"pass@1": sum(map(sum, correct)) / (n * len(problems)), "per_problem": [sum(c) / n for c in correct]}
     answers = [[extract_answer(s, kind) for s in ss] for ss in samples]
     out.update({f"maj@{k}": maj_at_k(answers, [p.answer for p in problems], k, kind=kind) for k in k_values})
     out["mean_tokens"] = sum(backend.count_tokens(s) for ss in samples for s in ss) / (n * len(problems))
@@ -362,30 +409,46 @@ def trainable(spec) -> str:
     return s.split(":", 1)[1] if s.startswith(("vllm:", "hf:")) else s
 
 # %% ../nbs/40_wc_vs_se.ipynb #7f817703
-def sft_recipe(student: str, rows: Sequence[dict], sft_kwargs: dict | None = None, seed: int = 0) -> dict:
-    "Everything that determines a fine-tuned student, for `TrainCache`: base model, rows, SFT settings, seed."
-    return dict(method="sft", base=trainable(student), rows=list(rows), sft=dict(sft_kwargs or {}), seed=seed)
+def sft_recipe(student: str, rows: Sequence[dict], sft_kwargs: dict | None = None, seed: int = 0,
+               settings: dict | None = None) -> dict:
+    """Everything that determines a fine-tuned student, for `TrainCache`: base model, rows, SFT settings, seed, and the
+    `reasonbook.train.TrainSettings` fields (`settings`; part of the recipe only when given)."""
+    out = dict(method="sft", base=trainable(student), rows=list(rows), sft=dict(sft_kwargs or {}), seed=seed)
+    return dict(out, settings=dict(settings)) if settings else out
 
 # %% ../nbs/40_wc_vs_se.ipynb #17617832
+def _free_accelerator():
+    "Give the trainer's memory back before an engine loads (garbage, then the CUDA cache)."
+    import gc, torch
+    gc.collect()
+    if torch.cuda.is_available(): torch.cuda.empty_cache()
+
+
 def finetune_and_evaluate(cache: TrainCache, name: str, student: str, rows: Sequence[dict],
                           test_problems: Sequence[Problem], sampling: Sampling = FEW_SHOT_SAMPLING, *,
                           k_values: Sequence[int] = (1, 4), sft_kwargs: dict | None = None, style: str = "math",
                           kind: str = "math", seed: int = 0, store=None, engine: str = "hf",
-                          batch_size: int | None = None) -> dict:
-    """Fine-tune `student` (a model spec or folder) on `rows` (`reasonbook.train.sft`, cached as `name` in `cache`),
-    then evaluate pass@1 and maj@k on `test_problems` (zero-shot, the format it was trained on) on `engine` ('hf' or
-    'vllm'). The one function behind all three paradigms."""
-    from reasonbook.train import sft
+                          batch_size: int | None = None, settings: dict | None = None,
+                          engine_settings: dict | None = None) -> dict:
+    """Fine-tune `student` (a model spec or folder) on `rows` (`reasonbook.train.launch`: in-process, or under the
+    launcher of `settings`, a `TrainSettings` dict; cached as `name` in `cache`), then evaluate pass@1 and maj@k on
+    `test_problems` (zero-shot, the format it was trained on) with the saved student on `engine` ('hf' or 'vllm'),
+    opened as role 'student' with `engine_settings`. The one function behind all three paradigms."""
+    from reasonbook.train import as_settings, launch
     if not rows: raise ValueError(f"finetune_and_evaluate: no training rows for student {student!r}")
-    recipe, t0 = sft_recipe(student, rows, sft_kwargs, seed), time.time()
-    res = cache.get_or_train(name, recipe, lambda out: sft(recipe["base"], list(rows), out, seed=recipe["seed"],
-                                                            **recipe["sft"]))
+    recipe, t0 = sft_recipe(student, rows, sft_kwargs, seed, settings), time.time()
+    res = cache.get_or_train(name, recipe, lambda out: launch("sft", recipe["base"], list(rows), out,
+                                                              settings=as_settings(settings), seed=recipe["seed"],
+                                                              **recipe["sft"]))
+    _free_accelerator()
     spec = f"vllm:{res.path}" if engine == "vllm" else str(res.path)
-    with open_backend(spec, store, batch_size=batch_size) as be:
+    with open_backend(spec, store, role="student", batch_size=batch_size, **(engine_settings or {})) as be:
         ev = evaluate_student(be, test_problems, sampling, k_values, style=style, kind=kind)
     return dict(ev, student=recipe["base"], rows=len(rows), steps=res.steps, losses=res.losses,
                 train_seconds=res.seconds, seconds=time.time() - t0, path=str(res.path),
-                tag=Path(res.path).name.rsplit("-", 1)[-1])
+                tag=Path(res.path).name.rsplit("-", 1)[-1], effective_batch=getattr(res, "effective_batch", None),
+                precision=getattr(res, "precision", None))
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #fc69de5f
 def number_matched(samples: Sequence[Sequence[str]], correct: Sequence[Sequence[bool]], s: int) -> tuple:
@@ -412,7 +475,7 @@ def relative_gain(wc: float | None, se: float | None) -> float | None:
     return 100.0 * (wc - se) / se
 
 # %% ../nbs/40_wc_vs_se.ipynb #852d102a
-from typing import Literal
+from typing import Any, Literal
 STUDENT = Literal["kd", "wc", "se"]           # the third model (knowledge distillation), the WC model, the SE model
 
 # %% ../nbs/40_wc_vs_se.ipynb #7dd3476c
@@ -433,6 +496,13 @@ def check_wcse_config(cfg):
     if cfg.temperature < 0: cfg.fail("temperature", "a temperature >= 0", cfg.temperature)
     if cfg.sft_lr <= 0: cfg.fail("sft_lr", "a learning rate > 0", cfg.sft_lr)
     if cfg.fpr_limit is not None and cfg.fpr_limit < 1: cfg.fail("fpr_limit", "None or an integer >= 1", cfg.fpr_limit)
+    if cfg.judge_max_tokens is not None and cfg.judge_max_tokens < 1:
+        cfg.fail("judge_max_tokens", "None or an integer >= 1", cfg.judge_max_tokens)
+    from reasonbook.train import as_settings
+    for st, s in cfg.train_settings.items():
+        if st not in ("kd", "wc", "se"): cfg.fail("train_settings", "keys among the students 'kd', 'wc', 'se'", st)
+        try: as_settings(s)
+        except (TypeError, ValueError) as e: cfg.fail(f"train_settings[{st!r}]", f"reasonbook.train.TrainSettings fields ({e})", s)
     if (cfg.price_wc is None) != (cfg.price_se is None):
         cfg.fail("price_se" if cfg.price_se is None else "price_wc", "both prices or neither", None)
 
@@ -446,6 +516,9 @@ class WCSEConfig(PaperConfig):
     judge_model: str | None = "gemma3-270m"
     judge_chat: bool = False
     judge_shots: int = 2
+    judge_mode: Literal["verdict", "reason"] = "verdict"
+    judge_max_tokens: int | None = None
+    judge_instruction: str | None = None
     hand_labels: str | None = None
     train_data: str = "arithmetic-1"
     train_split: str | None = None
@@ -472,6 +545,7 @@ class WCSEConfig(PaperConfig):
     sft_epochs: float = 1
     sft_lr: float = 1e-5
     sft_batch_size: int = 8
+    train_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
     eval_k: list[int] = field(default_factory=lambda: [1, 4])
     eval_max_tokens: int = 48
     batch_size: int = 64
@@ -562,7 +636,8 @@ def sampling_metrics(sets: dict, plan: BudgetPlan, n_problems: int) -> dict:
 def wcse_judge(backend: Backend | None, cfg: WCSEConfig, shots: Sequence[Problem]) -> LLMJudge | None:
     "The LLM judge of `cfg` on `backend` (few-shot examples from the shots on arithmetic data); None without a backend."
     if backend is None: return None
-    return LLMJudge(backend, judge_examples(shots, cfg.judge_shots) if cfg.arithmetic else [], chat=cfg.judge_chat)
+    return LLMJudge(backend, judge_examples(shots, cfg.judge_shots) if cfg.arithmetic else [], chat=cfg.judge_chat,
+                    mode=cfg.judge_mode, instruction=cfg.judge_instruction, max_tokens=cfg.judge_max_tokens)
 
 # %% ../nbs/40_wc_vs_se.ipynb #f925cb78
 def quality_row(cfg: WCSEConfig, problems: Sequence[Problem], sset: SampleSet, k: int, judge=None) -> dict:
@@ -576,7 +651,7 @@ def quality_row(cfg: WCSEConfig, problems: Sequence[Problem], sset: SampleSet, k
     row["fpr_step_check"] = None if truth is None else truth.fpr
     if judge is not None:
         jr = fpr(judge)
-        row["fpr_judge"], row["judge_unparsed"] = jr.fpr, jr.n_unparsed
+        row["fpr_judge"], row["judge_unparsed"], row["judge_rejects"] = jr.fpr, jr.n_unparsed, jr.n_false_positive
         if truth is not None:
             ag = judge_agreement(jr.verdicts, truth.verdicts)
             row["judge_agreement"], row["judge_kappa"] = ag["agreement"], ag["kappa"]
@@ -633,6 +708,19 @@ def _bar_pair(ax, rows: list, col: str, ylabel: str, paper_rel: str, plan: Budge
     ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.2))
     ax.set_title(f"{ylabel}\nWC-SE ({gap}): ours {', '.join(ours)} | paper {paper_rel}", fontsize=8)
 
+# %% ../nbs/40_wc_vs_se.ipynb #471f757d
+def judge_summary(rows: list) -> str:
+    """The LLM judge against the step checker in one line: mean agreement, mean Cohen's κ, and how many solutions it
+    rejected. Agreement alone flatters a judge that accepts everything (κ ≈ 0 then)."""
+    mean = lambda col: (lambda v: float(np.mean(v)) if v else None)([r[col] for r in rows if r.get(col) is not None])
+    ag, ka = mean("judge_agreement"), mean("judge_kappa")
+    rej = sum(r.get("judge_rejects") or 0 for r in rows)
+    judged = sum(r.get("correct_solutions") or 0 for r in rows)
+    if ag is None: return "judge vs step checker: n/a"
+    return (f"judge vs step checker: agreement {ag:.2f}, Cohen's kappa {'n/a' if ka is None else f'{ka:.2f}'}"
+            f" (judge rejected {rej} of <= {judged} solutions)")
+
+
 # %% ../nbs/40_wc_vs_se.ipynb #efbe8c3e
 def plot_data_quality(quality: pd.DataFrame, plan: BudgetPlan, cfg: WCSEConfig, names: dict) -> plt.Figure:
     "The data-quality figure: coverage, diversity and FPR of WC and SE per budget, beside the paper's gaps."
@@ -645,9 +733,7 @@ def plot_data_quality(quality: pd.DataFrame, plan: BudgetPlan, cfg: WCSEConfig, 
               gap="absolute")
     if cfg.judge_model and cfg.arithmetic:
         _j = [f"{r['budget']} {r['model']} {r['fpr_judge']:.2f}" for r in rows if r.get("fpr_judge") is not None]
-        _a = [r["judge_agreement"] for r in rows if r.get("judge_agreement") is not None]
-        axes[2].text(0.02, 0.97, f"LLM judge ({cfg.judge_model}) FPR: " + ", ".join(_j) +
-                     (f"\nagreement with the step checker: {np.mean(_a):.2f}" if _a else ""),
+        axes[2].text(0.02, 0.97, f"LLM judge ({cfg.judge_model}) FPR: " + ", ".join(_j) + "\n" + judge_summary(rows),
                      transform=axes[2].transAxes, va="top", fontsize=6.5)
     axes[0].legend(loc="upper left", fontsize=7)
     fig.suptitle(figure_title(f"Data quality at matched compute ({cfg.train_data}, ratio {plan.ratio:g}: {plan.basis})",
@@ -662,21 +748,30 @@ def student_model(cfg: WCSEConfig, student: str) -> str | None:
     return {"wc": cfg.model, "se": cfg.se_model, "kd": cfg.kd_student}[student]
 
 
+def eval_spec(cfg: WCSEConfig, model: str) -> str:
+    "`model` as the evaluation engine of `cfg` serves it: `vllm:<weights>` when `eval_engine` is 'vllm', else as given."
+    s = str(model)
+    return f"vllm:{trainable(s)}" if cfg.eval_engine == "vllm" and not s.startswith(("vllm:", "openai:")) else s
+
+
 def students_to_run(cfg: WCSEConfig, students: Sequence[str] | None = None) -> list:
     "`students` (default `cfg.students`) less 'kd' when no third model is given."
     return [s for s in (cfg.students if students is None else students) if s != "kd" or cfg.kd_student]
 
 # %% ../nbs/40_wc_vs_se.ipynb #1cede61a
 def run_base_eval(backend: Backend, cfg: WCSEConfig, data: WCSEData) -> dict:
-    "pass@1 and maj@k of a student before fine-tuning: few-shot, on the test problems."
-    return evaluate_student(backend, data.test, cfg.eval_sampling, cfg.eval_k, shots=data.shots,
-                            style=cfg.prompt_style, kind=cfg.kind)
+    """pass@1 and maj@k of a student before fine-tuning on the test problems: `zero_shot` (the prompt the fine-tuned
+    students are evaluated with, so the gap to them is what SFT changed) and `few_shot` (the data-sampling prompt)."""
+    ev = lambda shots: evaluate_student(backend, data.test, cfg.eval_sampling, cfg.eval_k, shots=shots,
+                                        style=cfg.prompt_style, kind=cfg.kind)
+    return {"zero_shot": ev(()), "few_shot": ev(data.shots)}
 
 # %% ../nbs/40_wc_vs_se.ipynb #10bcdb6b
 def _finetune_one(finetune, cache, cfg, data, name, student, rows, store) -> dict:
     return finetune(cache, name, student_model(cfg, student), rows, data.test, cfg.eval_sampling, k_values=cfg.eval_k,
                     sft_kwargs=cfg.sft_kwargs, style=cfg.prompt_style, kind=cfg.kind, seed=cfg.seed, store=store,
-                    engine=cfg.eval_engine, batch_size=cfg.batch_size)
+                    engine=cfg.eval_engine, batch_size=cfg.batch_size, settings=cfg.train_settings.get(student),
+                    engine_settings=cfg.engine_settings("student"))
 
 
 def training_rows(cfg: WCSEConfig, data: WCSEData, sset: SampleSet, s: int) -> tuple:
@@ -714,12 +809,29 @@ def run_control(cfg: WCSEConfig, data: WCSEData, sets: dict, *, cache: TrainCach
             if not rows: print(f"control: {src} has no correct solution at {n} sample(s)"); continue
             r = _finetune_one(finetune, cache, cfg, data, f"control-{st}-{src}-{n}", st, rows, store)
             out.append(dict(student=st, data=src.upper(), samples_per_problem=n, coverage=coverage_at_k(c_k, n, "first_k"),
-                            rows=r["rows"], steps=r["steps"], **{k: v for k, v in r.items() if k.startswith(("pass", "maj"))}))
+                            rows=r["rows"], steps=r["steps"], **{k: v for k, v in r.items() if k.startswith(("pass", "maj", "per_problem"))}))
     return pd.DataFrame(out)
+
+# %% ../nbs/40_wc_vs_se.ipynb #cf32fbfc
+def finetune_gap(wc: dict | None, se: dict | None):
+    """WC-data minus SE-data pass@1 of one student (`reasonbook.stats.Estimate`, a paired bootstrap over the test
+    problems, from each result's `per_problem` accuracy); None when either result or its per-problem scores is missing."""
+    if wc is None or se is None: return None
+    a, b = wc.get("per_problem"), se.get("per_problem")
+    if a is None or b is None or len(a) != len(b) or not len(a): return None
+    return paired_diff(a, b)
+
+
+def gap_text(wc: dict | None, se: dict | None) -> str:
+    "The gap in points of pass@1 with its 95% interval over test problems, e.g. '+3.1 pts [-6.2, +12.5]'."
+    if wc is None or se is None: return "n/a"
+    e = finetune_gap(wc, se)
+    return f"{100 * (wc['pass@1'] - se['pass@1']):+.1f} pts" + ("" if e is None else f" [{100 * e.lo:+.1f}, {100 * e.hi:+.1f}]")
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #0772de70
 def _finetune_panel(ax, rows: list, base_eval: dict, cfg: WCSEConfig, names: dict):
-    "Fine-tuned pass@1 on WC vs SE data per student and budget, the pre-fine-tuning level dotted."
+    "Fine-tuned pass@1 on WC vs SE data per student and budget, the base model's zero-shot (dotted) and few-shot (dashed) level."
     pf, labels, x0 = PAPER[cfg.data_name]["finetune"], [], 0
     pick = lambda st, b, src: next((f for f in rows if f["student"] == st and f["budget"] == b and f["data"] == src), None)
     for st in students_to_run(cfg):
@@ -730,16 +842,19 @@ def _finetune_panel(ax, rows: list, base_eval: dict, cfg: WCSEConfig, names: dic
                 rect = ax.bar(x0 + (i - 0.5) * 0.38, v, 0.38, color="C0" if src == "WC" else "C1",
                               label=f"fine-tuned on {src} data" if x0 == 0 else None)[0]
                 if r is not None: ax.annotate(f"{v:.2f}", (rect.get_x() + rect.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
-            ax.hlines(base_eval[st]["pass@1"], x0 - 0.4, x0 + 0.4, colors="k", linestyles=":",
-                      label="before fine-tuning (few-shot)" if x0 == 0 else None)
-            w, s = pick(st, b, "WC"), pick(st, b, "SE")
-            ours = "n/a" if w is None or s is None else f"{100 * (w['pass@1'] - s['pass@1']):+.1f} pts"
+            base = base_eval.get(st) or {}
+            for mode, style, color, lab in (("zero_shot", ":", "k", "base model, zero-shot (the prompt after SFT)"),
+                                            ("few_shot", "--", "0.55", "base model, few-shot (the sampling prompt)")):
+                if (base.get(mode) or {}).get("pass@1") is not None:
+                    ax.hlines(base[mode]["pass@1"], x0 - 0.4, x0 + 0.4, colors=color, linestyles=style,
+                              label=lab if x0 == 0 else None)
+            ours = gap_text(pick(st, b, "WC"), pick(st, b, "SE"))
             labels.append(f"{STUDENT_ROLES[st].split(' (')[0]}\n{ {'wc': names['wc'], 'se': names['se']}.get(st, cfg.kd_student)}, {b}\n"
                           f"ours {ours} | paper +{pf[st].get(b, pf[st]['high'])}%")
             x0 += 1
     ax.set_xticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylabel(f"pass@1 on {cfg.test_data} (T={cfg.temperature})")
-    ax.set_title("Fine-tuned pass@1: WC vs SE data (ours: absolute points; paper: as printed)" +
+    ax.set_title("Fine-tuned pass@1: WC vs SE data (ours: absolute points, 95% interval over test problems; paper: as printed)" +
                  ("" if "kd" in students_to_run(cfg) else "\nknowledge distillation not run: no third model (kd_student)"), fontsize=8)
     ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.15))
     ax.legend(fontsize=7, loc="best")
@@ -753,7 +868,7 @@ def _control_panel(ax, control: list, cfg: WCSEConfig):
         for rect, y in zip(bars, v): ax.annotate(f"{y:.2f}", (rect.get_x() + rect.get_width() / 2, y), ha="center", va="bottom", fontsize=7)
     students = list(dict.fromkeys(c["student"] for c in control))
     ax.set_xticks(range(len(students)), [STUDENT_ROLES[s].split(" (")[0] for s in students], fontsize=7)
-    gaps = [f"{100 * (w['pass@1'] - s['pass@1']):+.1f} pts" for w in control for s in control
+    gaps = [gap_text(w, s) for w in control for s in control
             if w["student"] == s["student"] and w["data"] == "WC" and s["data"] == "SE"]
     ax.set_title(f"Number-matched control: {cfg.control_samples} sample(s)/problem each\n"
                  f"WC-SE pass@1: ours {', '.join(gaps) or 'n/a'} | paper: SE data wins", fontsize=8)
@@ -791,8 +906,14 @@ def _quality_rows(quality: list, cfg: WCSEConfig) -> list:
                         note=f"{fpr_col}: WC {wf} vs SE {sf}; paper MATH human: 24% vs 17%"))
     if cfg.judge_model and cfg.arithmetic:
         ag = [r.get("judge_agreement") for r in quality if r.get("judge_agreement") is not None]
+        ka = [r.get("judge_kappa") for r in quality if r.get("judge_kappa") is not None]
+        rej = sum(r.get("judge_rejects") or 0 for r in quality)
         out.append(dict(what="LLM judge agreement with the step checker", paper=None,
                         ours=round(float(np.mean(ag)), 3) if ag else None, note=f"judge {cfg.judge_model}"))
+        out.append(dict(what="LLM judge Cohen's kappa with the step checker", paper=None,
+                        ours=round(float(np.mean(ka)), 3) if ka else "undefined" if ag else None,
+                        note=f"judge rejected {rej} solutions; kappa ~ 0: no better than chance; undefined: "
+                                                 "judge and checker both accepted every solution"))
     return out
 
 # %% ../nbs/40_wc_vs_se.ipynb #e82d4f79
@@ -807,13 +928,15 @@ def _finetune_rows(finetune: list, control: list, cfg: WCSEConfig) -> list:
         rel = relative_gain(f["pass@1"], s["pass@1"])
         out.append(dict(what=f"fine-tuned pass@1 WC-SE data, {STUDENT_ROLES[f['student']]}, {f['budget']}",
                         paper=PAPER[cfg.data_name]["finetune"][f["student"]][pb], ours=round(100 * (f["pass@1"] - s["pass@1"]), 1),
-                        note=f"absolute points; relative {'n/a' if rel is None else f'{rel:+.0f}%'}"))
+                        mixed_units=True, note=f"ours: absolute points {gap_text(f, s)}; relative {'n/a' if rel is None else f'{rel:+.0f}%'}; "
+                                               "paper: % as printed (relative or absolute), so no diff"))
     for st in dict.fromkeys(c["student"] for c in control):
         w = next((c for c in control if c["student"] == st and c["data"] == "WC"), None)
         s = next((c for c in control if c["student"] == st and c["data"] == "SE"), None)
         if w and s:
             out.append(dict(what=f"number-matched control ({cfg.control_samples}/problem), {STUDENT_ROLES[st]}: WC-SE pass@1",
-                            paper="< 0 (SE wins)", ours=round(100 * (w["pass@1"] - s["pass@1"]), 1), note="absolute points"))
+                            paper="< 0 (SE wins)", ours=round(100 * (w["pass@1"] - s["pass@1"]), 1),
+                            note=f"absolute points {gap_text(w, s)}"))
     return out
 
 # %% ../nbs/40_wc_vs_se.ipynb #cbfe1f57
@@ -821,4 +944,6 @@ def paper_vs_this_run(quality: pd.DataFrame, finetune: pd.DataFrame, control: pd
                       cfg: WCSEConfig) -> pd.DataFrame:
     "The closing table: the paper's WC-SE gaps beside this run's (`reasonbook.plots.paper_vs_ours`)."
     rows = _quality_rows(table_records(quality), cfg) + _finetune_rows(table_records(finetune), table_records(control), cfg)
-    return paper_vs_ours(rows, title="WC vs SE: paper vs this run")
+    df = paper_vs_ours(rows, title="WC vs SE: paper vs this run")
+    df.loc[[bool(r.get("mixed_units")) for r in rows], "diff"] = None      # the paper's % mix units: no difference
+    return df

@@ -8,8 +8,8 @@ import matplotlib.pyplot as plt
 import yaml
 
 from reasonbook.backends import Sampling
-from reasonbook.data import Problem, arithmetic_dataset
-from reasonbook.runs import ConfigError
+from reasonbook.data import Problem, arithmetic_dataset, load_benchmark
+from reasonbook.runs import ENGINES, ConfigError
 from reasonbook.testing import ScriptedBackend
 from reasonbook.wcse import (
     FEW_SHOT_SAMPLING, FEW_SHOT_STOPS, LLMJudge, WCSEConfig, arithmetic_step_check, budget_plan,
@@ -17,7 +17,7 @@ from reasonbook.wcse import (
     final_answer_filter, grade_samples, judge_agreement, judge_examples, load_wcse_data, number_matched, paradigm,
     paper_vs_this_run, parse_verdict, plot_data_quality, plot_finetuning, relative_gain, run_base_eval, run_control,
     run_data_quality, run_finetuning, run_sampling, sample_few_shot, sampling_metrics, sft_rows, solution_key,
-    step_check_judge, truncate_at_answer)
+    step_check_judge, truncate_at_answer, fit_to_context, finetune_gap, gap_text, judge_summary, wcse_judge)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -252,11 +252,14 @@ def test_pipeline_on_scripted_backends(tmp_path):
     assert len(finetune) == 8 and finetune.final_loss.isna().all()
     control = run_control(cfg, data, sets, cache=None, finetune=fake)
     base = {st: run_base_eval(se, cfg, data) for st in ("wc", "se")}
-    assert base["wc"] == {"pass@1": 1.0, "maj@1": 1.0, "maj@2": 1.0, "mean_tokens": base["wc"]["mean_tokens"]}
+    for mode in ("zero_shot", "few_shot"):      # the base model under both prompts (W9)
+        assert base["wc"][mode] == {"pass@1": 1.0, "per_problem": [1.0] * 3, "maj@1": 1.0, "maj@2": 1.0,
+                                    "mean_tokens": base["wc"][mode]["mean_tokens"]}
     plt.close(plot_finetuning(finetune, base, control, cfg, names))
     summary = paper_vs_this_run(quality, finetune, control, cfg)
     ft = summary[summary.what.str.startswith("fine-tuned")]
     assert list(ft.ours) == [25.0] * 4 and list(ft.paper) == [3.8, 2.0, 5.8, 4.3]
+    assert ft["diff"].isna().all()              # the paper's % mix relative and absolute gains: no diff (W11)
     assert summary.what.iloc[-1].startswith("number-matched control") and summary.ours.iloc[-1] == 25.0
 
 
@@ -269,3 +272,133 @@ def test_data_quality_without_ground_truth_uses_the_judge_only():
     q = run_data_quality(ScriptedBackend([" correct"]), bench, data, sets, plan)
     assert q.fpr_step_check.isna().all() and list(q.fpr_judge) == [0.0, 0.0] and "judge_agreement" not in q
     assert paper_vs_this_run(q, q.iloc[:0], q.iloc[:0], bench).note[2].startswith("fpr_judge")
+
+
+# --- issue 13: what fails at paper scale, checked on scripted models ------------------------------------------------
+def test_gsm8k_shots_end_with_their_answer_line(tmp_path):
+    "W5: GSM8K's solution is the text before '#### N'; a shot without its answer line teaches answer-less samples."
+    f = tmp_path / "gsm.jsonl"
+    f.write_text(json.dumps(dict(question="Tom has 48 and gets half as many more. How many?",
+                                 answer="He gets 48 / 2 = <<48/2=24>>24.\nSo 48 + 24 = <<48+24=72>>72\n#### 72")) + "\n")
+    shot = load_benchmark(str(f), kind="gsm8k")[0]
+    assert "####" not in shot.solution                          # the data layer strips it ...
+    prompt = few_shot_prompt("Q?", [shot], "gsm8k")
+    assert "72\n#### 72\n\n\nQuestion: Q?" in prompt             # ... the shot puts it back
+    sample = "She has 3 + 4 = 7\n#### 7\nQuestion: another made-up problem"
+    assert truncate_at_answer(sample) == "She has 3 + 4 = 7\n#### 7"   # so samples are cut at their answer line
+    math_shot = arithmetic_dataset(1, level=1, seed=0)[0]          # already ends with \boxed{..}: unchanged
+    assert few_shot_prompt("Q?", [math_shot]).count("boxed") == 1
+
+
+def test_max_tokens_capped_at_the_engines_context():
+    "The overflow path: prompt + max_tokens never exceed the engine's max_model_len (vLLM refuses longer requests)."
+    class Short(ScriptedBackend): max_model_len = 20
+    be = Short(["x"])
+    sp = fit_to_context(be, ["one two three four five"], replace(FEW_SHOT_SAMPLING, max_tokens=100))
+    assert sp.max_tokens == 15
+    assert fit_to_context(be, ["a b"], replace(FEW_SHOT_SAMPLING, max_tokens=5)).max_tokens == 5
+    with pytest.raises(ValueError, match="max_model_len=20"): fit_to_context(be, ["w " * 20], FEW_SHOT_SAMPLING)
+    seen = []
+    class Rec(Short):
+        def generate_samples(self, requests, sampling, desc=None):
+            seen.append(sampling.max_tokens); return super().generate_samples(requests, sampling, desc)
+    sample_few_shot(Rec(["y"]), [Problem("a", "1 + 1?", "2")], replace(FEW_SHOT_SAMPLING, max_tokens=500))
+    assert seen and seen[0] < 20
+
+
+def test_judge_mode_and_token_limit_from_the_config():
+    "W6: the judge's mode, instruction and max_tokens are parameters; 'reason' reads the final verdict line."
+    cfg = WCSEConfig(judge_mode="reason", judge_max_tokens=256, judge_instruction="Judge it.\n")
+    j = wcse_judge(ScriptedBackend(["Step 1 is correct but step 2 is wrong.\nVerdict: incorrect"]), cfg,
+                   arithmetic_dataset(2, level=1, seed=3))
+    assert (j.mode, j.sampling.max_tokens, j.examples, j.instruction) == ("reason", 256, [], "Judge it.\n")
+    assert j([(arithmetic_dataset(1, level=1, seed=0)[0], "2 + 8 = 10")]) == [False]
+    assert wcse_judge(ScriptedBackend(["x"]), WCSEConfig(), []).sampling.max_tokens == 4     # the default: one word
+    with pytest.raises(ConfigError, match="judge_max_tokens"): WCSEConfig(judge_max_tokens=0)
+
+
+def test_judge_kappa_beside_agreement_and_gap_intervals():
+    "W10: a judge that accepts everything shows kappa 0 next to its agreement; W12: each gap has an interval."
+    line = judge_summary([dict(judge_agreement=0.99, judge_kappa=0.0, judge_rejects=0, correct_solutions=100)])
+    assert "agreement 0.99" in line and "kappa 0.00" in line and "rejected 0" in line
+    w = {"pass@1": 0.5, "per_problem": [1, 1, 0, 0, 1, 0]}
+    s = {"pass@1": 1 / 3, "per_problem": [1, 0, 0, 0, 1, 0]}
+    e = finetune_gap(w, s)
+    assert e.value == pytest.approx(1 / 6) and e.lo <= 0 <= e.hi
+    assert gap_text(w, s).startswith("+16.7 pts [") and gap_text({"pass@1": 0.5}, {"pass@1": 0.25}) == "+25.0 pts"
+
+
+def test_full_profile_fits_paper_scale_hardware():
+    "W2/W3/W4: full.yaml gives the 72B judge several GPUs, trains every student sharded, evaluates through vLLM."
+    from reasonbook.train import as_settings, train_memory
+    over = yaml.safe_load((ROOT / "configs" / "wcse" / "full.yaml").read_text())
+    cfg = WCSEConfig.from_params({**_parameters_cell(), **over})
+    gpu = 80e9
+    judge = cfg.engines["judge"]
+    assert 72e9 * 2 / judge["tensor_parallel_size"] < 0.9 * gpu * judge.get("gpu_memory_utilization", 0.9)
+    assert 27e9 * 2 / cfg.engines["se"]["tensor_parallel_size"] < 0.6 * gpu      # room for the KV cache
+    params = {"kd": 8.5e9, "wc": 9.2e9, "se": 27.2e9}
+    for st in cfg.students:
+        s = as_settings(cfg.train_settings[st])
+        mem = train_memory(params[st], s, gpus=s.processes or 1)
+        assert mem["total"] < 0.8 * gpu, (st, mem)
+        assert (s.per_device_batch_size or cfg.sft_batch_size) * (s.gradient_accumulation_steps or 1) * (s.processes or 1) == 32
+    assert cfg.eval_engine == "vllm" and cfg.co_resident == []
+
+
+def _notebook_cells():
+    nb = json.loads((ROOT / "nbs" / "40_wc_vs_se.ipynb").read_text())
+    code = ["".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "code"]
+    params = next("".join(c["source"]) for c in nb["cells"] if "parameters" in c["metadata"].get("tags", []))
+    start = next(i for i, c in enumerate(code) if c.startswith("cfg = WCSEConfig.from_params(globals())"))
+    return params, code[start:]
+
+
+def test_notebook_stages_open_one_engine_at_a_time(tmp_path, monkeypatch):
+    """W1/W3/W4: the notebook's own experiment cells, run on scripted models: each role's engine settings reach its
+    load, never two engines are alive, none while training, the students are evaluated through the eval engine."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import reasonbook.runs as runs
+    import reasonbook.train as train
+    import reasonbook.wcse as W
+    from reasonbook.train import TrainResult, TrainSettings
+    over = dict(run_dir=str(tmp_path / "run"), figures_dir=str(tmp_path / "figures" / "wcse"), n_train=3, n_test=2,
+                n_shots=1, se_budgets={"low": 1, "high": 2}, finetune_budgets=["high"], students=["kd", "wc", "se"],
+                kd_student="kd-model", control_samples=1, control_students=["wc"], eval_k=[1, 2], eval_engine="vllm",
+                engines={"se": {"tensor_parallel_size": 2}, "judge": {"tensor_parallel_size": 4},
+                         "student": {"max_model_len": 4096}},
+                train_settings={"se": {"gradient_checkpointing": True, "lora": {"r": 8}}})
+    answers = {p.question: p.answer for p in arithmetic_dataset(50, level=1, seed=0) + arithmetic_dataset(50, level=1, seed=1000)}
+    def reply(prompt, j, spec):           # each model writes its own text, so WC and SE data differ
+        q = next((q for q in answers if q in prompt.rsplit("Problem:", 1)[-1]), None)
+        return " correct" if q is None else f"{spec} says {answers[q]}.\n\nThe answer is \\boxed{{{answers[q]}}}."
+    loads, trained = [], []
+    def fake_load(spec, **kw):
+        loads.append((spec, kw, len(ENGINES.live)))          # the engine being opened is already on the ledger
+        return ScriptedBackend(lambda p, j: reply(p, j, spec), str(spec), 100 if "kd" in str(spec) else 200)
+    def fake_launch(method, model, rows, out, settings=None, **kw):
+        trained.append((Path(out).name, model, settings, len(ENGINES.live)))
+        Path(out).mkdir(parents=True, exist_ok=True); (Path(out) / "model.safetensors").write_bytes(b"")
+        return TrainResult(Path(out), [1.0], 1, 0.0)
+    monkeypatch.setattr(runs, "load_backend", fake_load)
+    monkeypatch.setattr(train, "launch", fake_launch)
+    monkeypatch.chdir(tmp_path)
+    params, cells = _notebook_cells()
+    ns = dict(vars(W))
+    exec(params, ns); ns.update(over)
+    for c in cells: exec(c, ns)
+    roles = [r["role"] for r in json.loads((tmp_path / "run" / "engines.json").read_text())["engines"]]
+    assert roles[:4] == ["se", "wc", "judge", "student"] and set(roles[4:]) == {"student"}
+    assert [n for *_, n in loads] == [1] * len(loads) and [n for *_, n in trained] == [0] * 8      # one at a time
+    assert json.loads((tmp_path / "run" / "engines.json").read_text())["max_live"] == 1
+    kw = {spec: k for spec, k, _ in loads}
+    assert kw["gemma3-270m"] == {"progress": False, "batch_size": 64}      # se: a transformers spec drops vLLM's TP
+    assert [s for s, *_ in loads[3:]] and all(s.startswith("vllm:") for s, *_ in loads[3:])   # students: eval engine
+    assert all(k == {"max_model_len": 4096} for s, k, _ in loads[3:])
+    se_settings, default = TrainSettings(**ns["cfg"].train_settings["se"]), TrainSettings()
+    assert {n.rsplit("-", 1)[0]: st for n, _, st, _ in trained} == {          # per-student TrainSettings reach training
+        "kd-wc-high": default, "kd-se-high": default, "wc-wc-high": default, "wc-se-high": default,
+        "control-wc-wc-1": default, "control-wc-se-1": default, "se-wc-high": se_settings, "se-se-high": se_settings}
+    m = json.loads((tmp_path / "run" / "metrics.json").read_text())
+    assert set(m["base_eval"]) == {"kd", "wc", "se"} and set(m["base_eval"]["kd"]) == {"zero_shot", "few_shot"}
