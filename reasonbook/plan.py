@@ -155,7 +155,9 @@ PAPER_STAGES = {
     "tts": [("search: policy beside its PRMs", [("policy", "model"), ("prm", "search_prms")])],
     "synthetic": [("data generation", [("generator", "generator")]), ("learner sampling", [("learner", "model")]),
                   ("student evaluation", [("student", "model")])],
-    "wcse": [("WC sampling", [("wc", "model")]), ("SE sampling", [("se", "se_model")]), ("judge", [("judge", "judge_model")])],
+    "wcse": [("SE sampling", [("se", "se_model")]), ("WC sampling", [("wc", "model")]), ("judge", [("judge", "judge_model")]),
+             ("WC-LM student", [("student", "model")]),
+             ("weak-to-strong student", [("student", "se_model")]), ("KD student", [("student", "kd_student")])],
 }
 
 # %% ../nbs/07a_plan.ipynb #2c095d9d
