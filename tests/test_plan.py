@@ -22,7 +22,8 @@ def _model(tmp_path, name, cfg):
 def wcse_models(tmp_path):
     return ["-p", f"model=vllm:{_model(tmp_path, 'gemma-2-9b', GEMMA9B)}",
             "-p", f"se_model=vllm:{_model(tmp_path, 'gemma-2-27b', GEMMA27B)}",
-            "-p", f"judge_model=vllm:{_model(tmp_path, 'Qwen2.5-72B-Instruct', QWEN72B)}"]
+            "-p", f"judge_model=vllm:{_model(tmp_path, 'Qwen2.5-72B-Instruct', QWEN72B)}",
+            "-p", f"kd_student=vllm:{_model(tmp_path, 'gemma-7b', GEMMA9B)}"]
 
 
 def test_plan_refuses_the_72b_judge_at_tp1_on_one_80gb_gpu(wcse_models, capsys):
