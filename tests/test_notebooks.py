@@ -3,6 +3,7 @@ import json
 import pytest
 from conftest import ROOT
 from reasonbook.cli import PAPERS, reproduce
+from test_vllm_rehearsal import engine_problems
 
 
 @pytest.mark.slow
@@ -19,3 +20,11 @@ def test_notebook_runs_headless(paper, tmp_path):
     errors = [o for c in nb["cells"] for o in c.get("outputs", []) if o.get("output_type") == "error"]
     assert not errors
     assert list((figs / paper).glob("*.png")), "the notebook wrote no figure"
+    # the engine ledger (runs.ENGINES, saved by the notebook's last cell): every engine closed, never more alive at
+    # once than the largest declared co-resident group, one engine call per round on vLLM
+    ledger = tmp_path / "runs" / "tiny" / paper / "engines.json"
+    assert ledger.exists(), f"{paper}: the notebook wrote no {ledger.name} (its last cell must call ENGINES.save)"
+    report = json.loads(ledger.read_text())
+    assert report["engines"], f"{paper}: {ledger.name} records no engine (open every model with cfg.open_backend)"
+    problems = engine_problems(report, need_vllm=False)
+    assert not problems, f"{paper} ({ledger}):\n  " + "\n  ".join(problems)
