@@ -80,10 +80,10 @@ class PaperConfig:
         "The engine settings of `role` (`engines[role]`, empty if unset)."
         return dict(self.engines.get(role) or {})
 
-    def open_backend(self, role: str, spec: str, store=None, **overrides):
-        "`open_backend` for `role`: its `engines[role]` settings (then `overrides`), under this config's co-residence."
+    def open_backend(self, role: str, spec: str, store=None, **defaults):
+        "`open_backend` for `role`: the notebook's `defaults` (e.g. `batch_size`), then the user's `engines[role]` settings, which win."
         ENGINES.declare(*self.co_resident)
-        return open_backend(spec, store, role=role, **{**self.engine_settings(role), **overrides})
+        return open_backend(spec, store, role=role, **{**defaults, **self.engine_settings(role)})
 
 # %% ../nbs/06a_runs.ipynb #58c725d2
 def set_cpu_threads(n: int | None = None) -> int:
