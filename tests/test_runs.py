@@ -67,13 +67,14 @@ def test_role_settings_reach_load_backend_for_their_engine_only(loads):
     assert b == {}
 
 
-def test_open_backend_overrides_come_after_the_role_settings(loads):
+def test_the_role_settings_win_over_the_notebook_defaults(loads):
     cfg = config(engines={"policy": {"batch_size": 8, "max_model_len": 1024}})
-    with cfg.open_backend("student", "hf:m", batch_size=32): pass                 # no role setting: the override
+    with cfg.open_backend("student", "hf:m", batch_size=32): pass                 # no role setting: the default
+    with cfg.open_backend("policy", "hf:m", batch_size=32): pass                  # the user's role setting wins
     with cfg.open_backend("policy", "vllm:m", batch_size=32, max_model_len=256): pass
-    (_, h), (_, v) = loads
-    assert h["batch_size"] == 32
-    assert v == {"max_model_len": 256}                  # the override wins; vLLM schedules its own batches
+    (_, h), (_, h2), (_, v) = loads
+    assert h["batch_size"] == 32 and h2["batch_size"] == 8
+    assert v == {"max_model_len": 1024}                 # the role's setting wins; vLLM schedules its own batches
 
 
 def test_unknown_engine_setting_raises_naming_the_role(loads):
