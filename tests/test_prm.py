@@ -113,6 +113,7 @@ def test_qwen_math_prm_positions(prms):
 @pytest.mark.parametrize("kind", TINY_KINDS)
 def test_bounded_batching_same_scores(kind):
     a, b = tiny_prm(kind, max_sequences=1), tiny_prm(kind, max_sequences=3, max_tokens=100_000)
+    b.share_prefix = False                  # length-sorted batches only (shared prefixes: the next test)
     batch = [(Q, STEPS), (Q, STEPS[:1]), ("2 + 2?", ["2 + 2 = 4", "so 4"]), (Q, STEPS[:2])]
     sa, sb = a.score(batch), b.score(batch)
     for x, y in zip(sa, sb):
@@ -120,6 +121,46 @@ def test_bounded_batching_same_scores(kind):
     assert a.forward_passes == 4 and b.forward_passes == 2
     # tokens_scored counts real tokens (not padding): the same however the batches are packed
     assert a.tokens_scored == b.tokens_scored == sum(len(a.encode(q, s).input_ids) for q, s in batch if s)
+
+
+@pytest.mark.parametrize("kind", TINY_KINDS)
+def test_shared_prefix_same_scores_fewer_tokens(kind):
+    "Candidates sharing a question (and steps) run the shared prefix once per batch: same scores, fewer tokens run."
+    shared, plain = tiny_prm(kind, max_sequences=16), tiny_prm(kind, max_sequences=16)
+    plain.share_prefix = False
+    long_q = Q + " Explain every step, and check the arithmetic of each step before going on."
+    batch = ([(long_q, STEPS[:k] + [f"{j} + {k} = {j + k}"]) for k in range(3) for j in range(3)]
+             + [("2 + 2?", ["2 + 2 = 4", "so 4"]), (long_q, [])])
+    sa, sb = shared.score(batch), plain.score(batch)
+    assert [len(x) for x in sa] == [len(s) for _, s in batch]
+    for x, y in zip(sa, sb):
+        assert x == pytest.approx(y, abs=1e-5)
+    n_real = sum(len(plain.encode(q, s).input_ids) for q, s in batch if s)
+    assert plain.tokens_scored == plain.tokens_run == shared.tokens_scored == n_real   # FLOP accounting: unchanged
+    P = _lcp_all([shared.encode(long_q, s).input_ids for _, s in batch[:9]])
+    assert shared.tokens_run <= n_real - 6 * P   # the question runs once per group (three: by the steps they share)
+    assert shared.score([(long_q, STEPS)]) == plain.score([(long_q, STEPS)])   # one sequence: nothing to share
+
+
+def _lcp_all(seqs):
+    n = 0
+    while all(len(s) > n and s[n] == seqs[0][n] for s in seqs):
+        n += 1
+    return n
+
+
+def test_plan_prefix_batches_bounds():
+    from reasonbook.prm import plan_prefix_batches
+    base = list(range(100, 140))
+    seqs = [base + [j] * (5 + j) for j in range(6)] + [[1] * 50, [2] * 300, base[:20] + [9] * 10]
+    groups = plan_prefix_batches(seqs, max_sequences=4, max_tokens=250)
+    assert sorted(i for g, _ in groups for i in g) == list(range(len(seqs)))
+    for g, p in groups:
+        assert len(g) <= 4
+        assert all(seqs[i][:p] == seqs[g[0]][:p] and len(seqs[i]) > p for i in g)
+        assert len(g) == 1 or p + len(g) * (max(len(seqs[i]) for i in g) - p) <= 250
+    assert any(p >= 40 for _, p in groups)                 # the six sharing 40 tokens are grouped by it
+    assert all(p == 0 for g, p in groups if len(g) == 1)
 
 
 def test_plan_batches_bounds():
