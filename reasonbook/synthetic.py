@@ -25,30 +25,34 @@ from .backends import Sampling
 from .data import Problem, load_benchmark, split_steps
 from .grading import coverage_at_k, extract_answer, grade, is_equiv, majority_vote, normalize_answer, pass_at_k
 from .plots import figure_title, paper_vs_ours
+from .stats import Estimate, curve_ci, effect_record, mean_ci, paired_diff, yerr
 from .runs import ENGINES, ConfigError, PaperConfig, TrainCache, open_backend
 from .train import TrainResult, launch
 
 # %% auto #0
-__all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', 'PIT_RULES', 'TRAIN_KEYS', 'METHODS',
-           'PASS_K_METHODS', 'DPO_TAGS', 'TEST_SEED_OFFSET', 'TEST_OVERSAMPLE', 'SYNTH_TOKENS_FACTOR', 'SELF_EXPLORE_K',
-           'NEGATIVE_SEED_OFFSET', 'ROLLOUT_SEED_OFFSET', 'ROLES', 'PAPER', 'DPO_RECIPES', 'tokenizer_bos',
-           'solve_prompt', 'fit_sampling', 'parse_synthetic', 'synthetic_candidates', 'verify_by_agreement',
-           'synthesize_problems', 'sft_data', 'Trace', 'sample_traces', 'rft_data', 'rft', 'negatives',
-           'positives_by_problem', 'dpo_pairs', 'step_spans', 'step_prefix', 'best_of_k_value', 'PrefixPlan',
-           'plan_rollouts', 'step_values', 'advantages', 'first_pit', 'per_step_pairs', 'first_failed_step',
-           'self_explore_pairs', 'train_rows', 'model_bos', 'sft', 'dpo', 'per_step_dpo', 'evaluate', 'test_error',
-           'fit_power_law', 'power_law', 'efficiency_multiplier', 'scaling_table', 'SyntheticConfig', 'dataset_name',
-           'seed_set', 'test_problems', 'synthetic_data', 'write_d_syn', 'Lab', 'policy_spec', 'synthetic_lab',
-           'Evaluation', 'evaluate_policy', 'train_and_evaluate', 'sft_hparams', 'dpo_hparams', 'expected_steps',
-           'with_min_steps', 'train_record', 'PolicySamples', 'sample_pi_sft', 'SizeRun', 'run_rft', 'run_dpo',
-           'run_size', 'run_scaling', 'copied_points', 'method_correct', 'error_table', 'plot_error_vs_data',
-           'plot_efficiency_multipliers', 'pass_at_k_table', 'plot_pass_at_k', 'beta_correct', 'run_beta_sweep',
-           'run_self_explore', 'plot_dpo_vs_per_step_beta', 'advantage_examples', 'plot_advantages', 'paper_table',
+__all__ = ['SOLVE_INSTRUCTION', 'THINK_OPENER', 'ANSWER_OPENER', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', 'PIT_RULES',
+           'TRAIN_KEYS', 'METHODS', 'PASS_K_METHODS', 'DPO_TAGS', 'TEST_SEED_OFFSET', 'TEST_OVERSAMPLE',
+           'SYNTH_TOKENS_FACTOR', 'SELF_EXPLORE_K', 'NEGATIVE_SEED_OFFSET', 'ROLLOUT_SEED_OFFSET', 'ROLES', 'PAPER',
+           'GENERATED', 'DPO_RECIPES', 'EFFECT_FIGURES', 'tokenizer_bos', 'prompt_style', 'solve_prompt',
+           'learner_solution', 'learner_format', 'completion_text', 'fit_sampling', 'parse_synthetic',
+           'synthetic_candidates', 'verify_by_agreement', 'synthesize_problems', 'sft_data', 'Trace', 'sample_traces',
+           'rft_data', 'rft', 'negatives', 'positives_by_problem', 'dpo_pairs', 'step_spans', 'step_prefix',
+           'best_of_k_value', 'PrefixPlan', 'plan_rollouts', 'step_values', 'advantages', 'first_pit', 'per_step_pairs',
+           'first_failed_step', 'self_explore_pairs', 'train_rows', 'model_bos', 'sft', 'dpo', 'per_step_dpo',
+           'evaluate', 'test_error', 'fit_power_law', 'power_law', 'efficiency_multiplier', 'scaling_table',
+           'SyntheticConfig', 'dataset_name', 'load_problems', 'seed_set', 'test_problems', 'synthetic_data',
+           'write_d_syn', 'Lab', 'policy_spec', 'synthetic_lab', 'Evaluation', 'evaluate_policy', 'train_and_evaluate',
+           'sft_hparams', 'dpo_hparams', 'expected_steps', 'with_min_steps', 'train_record', 'PolicySamples',
+           'sample_pi_sft', 'SizeRun', 'run_rft', 'run_dpo', 'run_size', 'run_scaling', 'copied_points',
+           'method_correct', 'error_table', 'error_cis', 'plot_error_vs_data', 'plot_efficiency_multipliers',
+           'pass_at_k_table', 'plot_pass_at_k', 'beta_correct', 'run_beta_sweep', 'run_self_explore',
+           'plot_dpo_vs_per_step_beta', 'advantage_examples', 'plot_advantages', 'paper_table', 'synthetic_effects',
            'learner_name']
 
 # %% ../nbs/30_synthetic_negatives.ipynb #33a0ef75
 SOLVE_INSTRUCTION = ("{question}\n\nThink step by step, with a blank line between steps, then give the final answer "
                      "in \\boxed{{}}.")
+THINK_OPENER, ANSWER_OPENER = "<|im_start|>think\n", "<|im_start|>answer\n"   # reasonbook's reasoners (s1's format)
 
 def tokenizer_bos(tokenizer) -> str:
     "The BOS token text when `tokenizer` adds a BOS by default (as the trainer's tokenisation does), else ''."
@@ -61,11 +65,45 @@ def tokenizer_bos(tokenizer) -> str:
         return ""
     return bos if ids and ids[0] == tokenizer.bos_token_id else ""
 
+def prompt_style(backend) -> str:
+    "'think' for reasonbook's reasoners (their tokenizer has `think` and `answer` as special tokens), else 'instruct'."
+    special = set(getattr(getattr(backend, "tokenizer", None), "all_special_tokens", None) or [])
+    return "think" if {"think", "answer", "<|im_start|>"} <= special else "instruct"
+
 def solve_prompt(backend, question: str) -> str:
     "The learner's chat-formatted prompt for `question`, starting with BOS when its tokenizer adds one (see below)."
+    if prompt_style(backend) == "think":              # the bare question, the thinking section opened
+        return backend.chat(question) + THINK_OPENER
     text = backend.chat(SOLVE_INSTRUCTION.format(question=question))
     bos = tokenizer_bos(getattr(backend, "tokenizer", None))
     return text if not bos or text.startswith(bos) else bos + text
+
+
+# %% ../nbs/30_synthetic_negatives.ipynb #fad1fce7
+def learner_solution(backend, problem: Problem) -> str:
+    "`problem`'s worked solution in the learner's format (see `prompt_style`)."
+    if not problem.solution:
+        raise ValueError(f"learner_solution: problem {problem.id!r} has no solution")
+    if prompt_style(backend) != "think":
+        return problem.solution
+    steps = split_steps(problem.solution)
+    if steps and "\\boxed" in steps[-1]:
+        steps = steps[:-1]
+    return "\n\n".join(steps + [f"{ANSWER_OPENER}\\boxed{{{problem.answer}}}"])
+
+def learner_format(problems: Sequence[Problem], backend) -> list[Problem]:
+    "The problems with their worked solutions in the learner's format (D_syn's SFT targets and DPO positives)."
+    return [replace(p, solution=learner_solution(backend, p)) for p in problems]
+
+def completion_text(backend, c) -> str:
+    "A sampled completion's text as the learner wrote it: for a reasoner decoded with its special tokens, EOS cut."
+    ids = list(getattr(c, "token_ids", None) or [])
+    if prompt_style(backend) != "think" or not ids:
+        return c.text
+    eos = set(getattr(backend, "eos_token_ids", None) or [])
+    while ids and ids[-1] in eos:
+        ids.pop()
+    return backend.decode(ids, skip_special_tokens=False)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #4db2abac
 def fit_sampling(backend, prompts: Sequence[str], sampling: Sampling, where: str = "generate") -> Sampling:
@@ -182,11 +220,11 @@ class Trace:
 # %% ../nbs/30_synthetic_negatives.ipynb #4225c4b8
 def sample_traces(backend, problems: Sequence[Problem], k: int, sampling: Sampling | None = None,
                   desc: str | None = "sample") -> list[list[Trace]]:
-    "`k` graded samples per problem from `backend`, in one call."
+    "`k` graded samples per problem from `backend`, in one call (texts as the learner wrote them: `completion_text`)."
     sampling = replace(sampling or Sampling(temperature=0.7, max_tokens=256), n=k)
     prompts = [solve_prompt(backend, p.question) for p in problems]
     outs = backend.generate(prompts, fit_sampling(backend, prompts, sampling, desc or "sample"), desc=desc)
-    return [[Trace(p, pr, c.text, grade(c.text, p.answer), c.finish_reason) for c in comps]
+    return [[Trace(p, pr, t, grade(t, p.answer), c.finish_reason) for c in comps for t in [completion_text(backend, c)]]
             for p, pr, comps in zip(problems, prompts, outs)]
 
 # %% ../nbs/30_synthetic_negatives.ipynb #44b44dd8
@@ -325,7 +363,8 @@ def step_values(backend, traces: Sequence[Trace], *, K: int = 5, n_rollouts: int
         if p.rollout is None:
             return [("", p.grade)]
         if (p.rollout, p.gold) not in graded:
-            graded[(p.rollout, p.gold)] = [(c.text, grade(p.prefix + c.text, p.gold, kind=kind)) for c in outs[p.rollout]]
+            graded[(p.rollout, p.gold)] = [(t, grade(p.prefix + t, p.gold, kind=kind))
+                                         for t in (completion_text(backend, c) for c in outs[p.rollout])]
         return graded[(p.rollout, p.gold)]
     rollouts = [[rolled(p) for p in row] for row in plan]
     values = [[float(p.grade) if p.rollout is None else best_of_k_value(len(r), sum(ok for _, ok in r), K)
@@ -492,7 +531,7 @@ def _power_fits(arr: dict[str, dict[int, np.ndarray]], idx, floor: float) -> dic
 
 # %% ../nbs/30_synthetic_negatives.ipynb #258163f7
 def scaling_table(correct: dict[str, dict[int, Sequence[bool]]], base: str = "SFT", n_ref: float | None = None,
-                  n_boot: int = 1000, ci: float = 0.9, seed: int = 0) -> pd.DataFrame:
+                  n_boot: int = 1000, ci: float = 0.95, seed: int = 0) -> pd.DataFrame:
     "Power-law fit, α CI and efficiency multiplier (with bootstrap CI) per method, from per-problem correctness."
     m = _check_correct(correct, base)
     n_ref = n_ref or float(np.exp(np.mean(np.log(sorted(correct[base])))))
@@ -506,7 +545,7 @@ def scaling_table(correct: dict[str, dict[int, Sequence[bool]]], base: str = "SF
     for meth in arr:
         mult = np.array([efficiency_multiplier(b[base], b[meth], n_ref) for b in boots])
         (al_lo, al_hi), (mu_lo, mu_hi) = pct(np.array([b[meth][1] for b in boots])), pct(mult[np.isfinite(mult)])
-        rows.append({"method": meth, "a": point[meth][0], "alpha": point[meth][1], "alpha_lo": al_lo, "alpha_hi": al_hi,
+        rows.append({"method": meth, "ci": ci, "a": point[meth][0], "alpha": point[meth][1], "alpha_lo": al_lo, "alpha_hi": al_hi,
                      "n_ref": n_ref, "multiplier": efficiency_multiplier(point[base], point[meth], n_ref),
                      "mult_lo": mu_lo, "mult_hi": mu_hi, "boot_defined": int(np.isfinite(mult).sum()) / n_boot})
     return pd.DataFrame(rows)
@@ -576,6 +615,7 @@ class SyntheticConfig(PaperConfig):
     pass_k: int = 5
     self_explore: bool = False
     n_boot: int = 500
+    cpu_threads: int | None = None
     keep_models: bool = False
     train_launcher: str = ""
     trl_kwargs: dict[str, Any] = field(default_factory=dict)
@@ -598,6 +638,7 @@ def _check_values(self: SyntheticConfig):
         self.fail("negatives_per_problem", f"at most the {mined} samples per problem negatives are mined from "
                   f"({'negative_samples' if self.negative_samples else 'rft_samples'}; raise negative_samples)",
                   self.negatives_per_problem)
+    if self.cpu_threads is not None and self.cpu_threads < 1: self.fail("cpu_threads", "None or an integer >= 1", self.cpu_threads)
     if self.synth_rounds < 1: self.fail("synth_rounds", "an integer >= 1", self.synth_rounds)
     if self.synth_oversample < 1: self.fail("synth_oversample", "a factor >= 1", self.synth_oversample)
     if self.n_rollouts < self.rollout_K:
@@ -632,20 +673,28 @@ def dataset_name(name: str, level: int) -> str:
     "The `load_benchmark` name of a data parameter: `arithmetic` is the generated set `arithmetic-<level>`."
     return f"arithmetic-{level}" if name == "arithmetic" else name
 
+def load_problems(name: str, level: int, limit: int | None = None, seed: int = 0, split: str | None = None) -> list[Problem]:
+    "Problems of a data parameter: `chain` is the reasoners' chains of `level` operations (`reasoners.chain_dataset`)."
+    if name == "chain":
+        from reasonbook.reasoners import chain_dataset
+        return chain_dataset(16 if limit is None else limit, level=level, seed=seed)
+    return load_benchmark(dataset_name(name, level), split=split, limit=limit, seed=seed)
+
 def seed_set(cfg: SyntheticConfig) -> list[Problem]:
     "The seed problems: N of them without a generator; ⌈synth_oversample · N / synth_per_seed⌉ with one."
     N = max(cfg.data_sizes)
     limit = N if cfg.generator is None else math.ceil(cfg.synth_oversample * N / cfg.synth_per_seed)
-    return load_benchmark(dataset_name(cfg.seed_problems, cfg.level), split=cfg.seed_split, limit=limit, seed=cfg.seed)
+    return load_problems(cfg.seed_problems, cfg.level, limit, cfg.seed, cfg.seed_split)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #a4cd393a
+GENERATED = ("arithmetic", "chain")   # data parameters that are generated (seeded) rather than loaded
+
 def test_problems(cfg: SyntheticConfig, d_syn: Sequence[Problem]) -> list[Problem]:
     "The fixed test set: `n_test` problems; a generated set is drawn with seed + TEST_SEED_OFFSET, minus D_syn."
-    if cfg.test_set != "arithmetic":
+    if cfg.test_set not in GENERATED:
         return load_benchmark(cfg.test_set, split=cfg.test_split, limit=cfg.n_test)
     seen = {p.question for p in d_syn}
-    pool = load_benchmark(dataset_name(cfg.test_set, cfg.level), limit=TEST_OVERSAMPLE * cfg.n_test,
-                          seed=cfg.seed + TEST_SEED_OFFSET)
+    pool = load_problems(cfg.test_set, cfg.level, TEST_OVERSAMPLE * cfg.n_test, cfg.seed + TEST_SEED_OFFSET)
     return [p for p in pool if p.question not in seen][:cfg.n_test]
 
 # %% ../nbs/30_synthetic_negatives.ipynb #afcfce71
@@ -890,28 +939,45 @@ def error_table(runs: dict[int, SizeRun]) -> pd.DataFrame:
     df.index.name = "n"
     return df
 
+def error_cis(runs: dict[int, SizeRun], n_boot: int = 1000, seed: int = 0) -> dict[str, dict[int, Estimate]]:
+    "Each method's test error at each n with its 95% bootstrap interval over the test problems (π_sft's copies too)."
+    sizes, out = sorted(runs), {}
+    for m in METHODS:
+        errs = np.array([[1.0 - float(c[0]) for c in runs[n].evals[m].correct] for n in sizes]).T   # problems × sizes
+        out[m] = dict(zip(sizes, curve_ci(errs, n_boot=n_boot, seed=seed)))
+    return out
+
 # %% ../nbs/30_synthetic_negatives.ipynb #f9684cbf
 def plot_error_vs_data(errors: pd.DataFrame, tab: pd.DataFrame, base_error: float, n_test: int,
-                       profile: str = "smoke", model: str = "", copied: set = frozenset()) -> plt.Figure:
-    "Test error vs |D_syn| per method (floored at 1/(2·n_test)) with its power-law fit; π_sft's `copied` points hollow."
+                       profile: str = "smoke", model: str = "", copied: set = frozenset(),
+                       cis: dict[str, dict[int, Estimate]] | None = None) -> plt.Figure:
+    "Test error vs |D_syn| per method (floored at 1/(2·n_test)), 95% intervals (`error_cis`), power-law fits; copies hollow."
     floor, sizes, fits = 1.0 / (2 * n_test), list(errors.index), tab.set_index("method")
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
+    fig, ax = plt.subplots(figsize=(7.0, 4.6))
     grid = np.geomspace(min(sizes), max(sizes), 50)
+    shift = {m: 1 + 0.025 * (i - 1.5) for i, m in enumerate(errors.columns)}   # methods side by side at each n
     for i, m in enumerate(errors.columns):
         for n, e in zip(sizes, errors[m]):
-            ax.plot([n], [max(e, floor)], "o", color=f"C{i}", mfc="none" if (m, n) in copied else f"C{i}")
+            est = (cis or {}).get(m, {}).get(n)
+            err = None if est is None else [[max(e, floor) - max(est.lo, floor)], [max(est.hi, floor) - max(e, floor)]]
+            ax.errorbar([n * shift[m]], [max(e, floor)], yerr=err, fmt="o", color=f"C{i}", capsize=2, lw=1,
+                        mfc="none" if (m, n) in copied else f"C{i}")
         a, alpha = fits.loc[m].a, fits.loc[m].alpha
         if np.isfinite(alpha):
-            ax.plot(grid, power_law(grid, a, alpha), "-", color=f"C{i}", label=f"{m}: α = {alpha + 0.0:.2f}")
+            lo, hi = fits.loc[m].get("alpha_lo", np.nan), fits.loc[m].get("alpha_hi", np.nan)
+            ci = f" [{lo:.2f}, {hi:.2f}]" if np.isfinite(lo) and np.isfinite(hi) else ""
+            ax.plot(grid, power_law(grid, a, alpha), "-", color=f"C{i}", label=f"{m}: α = {alpha + 0.0:.2f}{ci}")
         else:
             ax.plot([], [], "o", color=f"C{i}", label=f"{m}: no fit (< 2 trained sizes)")
     if copied:
         ax.plot([], [], "o", color="gray", mfc="none", label="hollow: π_sft's copy (nothing to train on; not fitted)")
     ax.axhline(max(base_error, floor), ls=":", color="gray", label="base model")
     ax.set_xscale("log"); ax.set_yscale("log")
+    ax.set_xticks(sizes, [str(n) for n in sizes]); ax.minorticks_off()
     ax.set_xlabel("# synthetic problems |D_syn|"); ax.set_ylabel("test error (greedy)")
-    ax.set_title(figure_title("Test error vs synthetic data size, with power-law fits", profile, model))
-    ax.legend()
+    ax.set_title(figure_title("Test error vs synthetic data size, power-law fits\n(95% CI over test problems; "
+                              "training seeds not resampled)", profile, model), fontsize=9)
+    ax.legend(fontsize=7, loc="best")
     return fig
 
 # %% ../nbs/30_synthetic_negatives.ipynb #04939cbd
@@ -922,7 +988,7 @@ def plot_efficiency_multipliers(tab: pd.DataFrame, profile: str = "smoke", model
     mult = t.multiplier.to_numpy(float)
     yerr = np.nan_to_num([np.clip(mult - t.mult_lo, 0, None), np.clip(t.mult_hi - mult, 0, None)])
     x, ok = np.arange(len(others)), np.isfinite(mult)
-    fig, ax = plt.subplots(figsize=(5.6, 3.8))
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     ax.bar(x[ok], mult[ok], yerr=yerr[:, ok], color=np.array([f"C{i + 1}" for i in x])[ok], capsize=4, alpha=0.85)
     for i in x[~ok]:   # the multiplier needs SFT's fitted error to fall with n (α_SFT > 0)
         ax.text(i, 1.3, "undefined:\nSFT's fitted\nerror does not\nfall with n", ha="center", va="bottom", fontsize=7)
@@ -932,15 +998,25 @@ def plot_efficiency_multipliers(tab: pd.DataFrame, profile: str = "smoke", model
                label=f"paper: per-step DPO ≈ {PAPER['per-step DPO multiplier']:g}×")
     ax.axhline(1, ls=":", color="gray", label="SFT (1×)")
     ax.set_yscale("log"); ax.set_ylabel(f"data-efficiency multiplier vs SFT (n = {t.n_ref.iloc[0]:.0f})")
-    ax.set_title(figure_title("Data-efficiency multipliers (90 % bootstrap CI)", profile, model))
-    ax.legend()
+    for i in x[ok]:   # did the paper's direction (worth more than SFT's data) appear: the interval above 1×?
+        top = max(v for v in (t.mult_hi.iloc[i], mult[i], 1.0) if np.isfinite(v))
+        ax.text(i, top * 1.12, f"{mult[i]:.2f}× [{t.mult_lo.iloc[i]:.2f}, {t.mult_hi.iloc[i]:.2f}]\n"
+                + ("above 1×" if t.mult_lo.iloc[i] > 1 else "not above 1×"), ha="center", va="bottom", fontsize=7)
+    verdict = "; ".join(f"{m} {PAPER[m + ' multiplier']:g}×: " + ("appeared" if m in t.index and t.mult_lo[m] > 1 else "did not appear")
+                        for m in ("RFT", "per-step DPO"))
+    ax.set_title(figure_title(f"Data-efficiency multipliers vs SFT (95% bootstrap CI over test problems)\n"
+                              f"paper's direction — {verdict}", profile, model), fontsize=9)
+    ax.legend(fontsize=7, loc="upper left")
+    lo, hi = ax.get_ylim(); ax.set_ylim(lo, hi * 3)
     return fig
 
 # %% ../nbs/30_synthetic_negatives.ipynb #5c35b858
 def pass_at_k_table(runs: dict[int, SizeRun], k: int) -> pd.DataFrame:
-    "pass@k by n (rows) for π_sft and the per-step DPO policy (columns)."
+    "pass@k by n (rows) for π_sft and the per-step DPO policy (columns); `attrs[\"ci\"]`: 95% intervals over problems."
     df = pd.DataFrame({m: {n: coverage_at_k(r.evals[m].samples, k) for n, r in runs.items()} for m in PASS_K_METHODS})
     df.index.name = "n"
+    per = lambda s: [pass_at_k(len(c), sum(c), k) for c in s]          # each problem's unbiased pass@k
+    df.attrs["ci"] = {m: {n: mean_ci(per(r.evals[m].samples)) for n, r in runs.items()} for m in PASS_K_METHODS}
     return df
 
 def plot_pass_at_k(table: pd.DataFrame, k: int, temperature: float, profile: str = "smoke",
@@ -948,10 +1024,15 @@ def plot_pass_at_k(table: pd.DataFrame, k: int, temperature: float, profile: str
     "pass@k vs |D_syn| of π_sft and the per-step DPO policy."
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for m, c in (("SFT", "C0"), ("per-step DPO", "C3")):
-        ax.plot(table.index, table[m], "o-", color=c, label="π_sft" if m == "SFT" else m)
-    ax.set_xscale("log"); ax.set_xticks(table.index, [str(n) for n in table.index]); ax.set_ylim(-0.02, 1.02)
+        est = [table.attrs.get("ci", {}).get(m, {}).get(n) for n in table.index]
+        err = yerr(est) if all(e is not None for e in est) else None
+        xs = np.asarray(table.index, float) * (0.97 if m == "SFT" else 1.03)
+        ax.errorbar(xs, table[m], yerr=err, fmt="o-", color=c, capsize=3, label="π_sft" if m == "SFT" else m)
+    ax.set_xscale("log"); ax.set_xticks(table.index, [str(n) for n in table.index]); ax.minorticks_off()
+    ax.set_ylim(-0.02, 1.02)
     ax.set_xlabel("# synthetic problems |D_syn|"); ax.set_ylabel(f"pass@{k} (T = {temperature})")
-    ax.set_title(figure_title(f"Pass@{k} of the per-step DPO policy vs data size", profile, model))
+    ax.set_title(figure_title(f"Pass@{k} of the per-step DPO policy vs data size\n(95% CI over test problems)", profile, model),
+                 fontsize=9)
     ax.legend()
     return fig
 
@@ -971,8 +1052,10 @@ def beta_correct(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Pr
 
 def run_beta_sweep(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequence[Problem]) -> pd.DataFrame:
     "Test error of standard and per-step DPO (columns) at each β of `cfg.betas` (rows), at size `run.n`."
-    df = pd.DataFrame({m: [test_error(beta_correct(lab, cfg, run, test, m, b)) for b in cfg.betas] for m in DPO_TAGS},
+    correct = {m: {b: beta_correct(lab, cfg, run, test, m, b) for b in cfg.betas} for m in DPO_TAGS}
+    df = pd.DataFrame({m: [test_error(correct[m][b]) for b in cfg.betas] for m in DPO_TAGS},
                       index=pd.Index(list(cfg.betas), dtype=object, name="beta"))
+    df.attrs["correct"] = correct                                   # per problem: the figure's intervals
     df.attrs["n"] = run.n
     df.attrs["copied"] = [m for m in DPO_TAGS if not run.pairs[m]]   # π_sft's copies at every β
     return df
@@ -992,20 +1075,30 @@ def run_self_explore(lab: Lab, cfg: SyntheticConfig, run: SizeRun, test: Sequenc
 
 # %% ../nbs/30_synthetic_negatives.ipynb #b182d9e9
 def plot_dpo_vs_per_step_beta(betas: pd.DataFrame, sft_error: float, self_explore: dict | None = None,
-                              dpo_beta: float = 0.1, profile: str = "smoke", model: str = "") -> plt.Figure:
+                              dpo_beta: float = 0.1, profile: str = "smoke", model: str = "",
+                              sft_ci: Estimate | None = None) -> plt.Figure:
     "Test error vs β of standard and per-step DPO, beside π_sft (and the Self-Explore policy when trained)."
     fig, ax = plt.subplots(figsize=(5.6, 3.8))
     for i, m in enumerate(betas.columns):
         bs = sorted(betas.index)
         copy = m in betas.attrs.get("copied", [])
-        ax.plot(bs, [betas[m][b] for b in bs], "o--" if copy else "o-", color=f"C{2 + i}", mfc="none" if copy else None,
-                label=f"{m} (no pairs: π_sft's copy)" if copy else m)
+        corr = betas.attrs.get("correct", {}).get(m)
+        err = yerr([mean_ci([1.0 - float(c[0]) for c in corr[b]]) for b in bs]) if corr else None
+        ax.errorbar(np.asarray(bs, float) * (0.96 if i == 0 else 1.04), [betas[m][b] for b in bs], yerr=err,
+                    fmt="o--" if copy else "o-", color=f"C{2 + i}", mfc="none" if copy else None, capsize=3,
+                    label=f"{m} (no pairs: π_sft's copy)" if copy else m)
     ax.axhline(sft_error, ls="--", color="C0", label="π_sft")
+    if sft_ci is not None:
+        ax.axhspan(sft_ci.lo, sft_ci.hi, color="C0", alpha=0.12, label="π_sft 95% CI")
     if self_explore and self_explore.get("error") is not None:
         ax.plot([dpo_beta], [self_explore["error"]], "s", color="C4", label="Self-Explore (first failed step)")
-    ax.set_xscale("log"); ax.set_xlabel("β"); ax.set_ylabel("test error (greedy)")
-    ax.set_title(figure_title(f"Standard vs per-step DPO across β (n = {betas.attrs.get('n', '?')})", profile, model))
-    ax.legend()
+    ax.set_xscale("log"); ax.set_xticks(sorted(betas.index), [f"{b:g}" for b in sorted(betas.index)]); ax.minorticks_off()
+    ax.set_xlabel("β"); ax.set_ylabel("test error (greedy)")
+    beats = {m: min(betas[m]) < sft_error for m in betas.columns}
+    ax.set_title(figure_title(f"Standard vs per-step DPO across β (n = {betas.attrs.get('n', '?')})\n"
+                              "(95% CI over test problems) · beats π_sft at some β: "
+                              + ", ".join(f"{m} {'yes' if b else 'no'}" for m, b in beats.items()), profile, model), fontsize=9)
+    ax.legend(fontsize=7)
     return fig
 
 # %% ../nbs/30_synthetic_negatives.ipynb #2962892e
@@ -1019,17 +1112,27 @@ def plot_advantages(examples, K: int, profile: str = "smoke", model: str = "") -
     fig, axes = plt.subplots(1, len(examples), figsize=(3.2 * len(examples), 3.4), squeeze=False)
     for ax, (tr, q) in zip(axes[0], examples):
         A, c = advantages(q), first_pit(q)
-        ax.bar(range(1, len(q)), A, color=["C3" if a < 0 else "C2" for a in A], alpha=0.7, label="advantage A_i")
+        ax.bar(range(1, len(q)), A, color=["C3" if a < 0 else "C2" for a in A], alpha=0.7)
         ax.plot(range(len(q)), q, "k.-", label="Q(x, ŷ_1:i)")
         ax.axvline(c, ls="--", color="C3", label=f"first pit c = {c}")
         ax.set_xlabel("step i"); ax.set_ylim(-1.05, 1.05); ax.set_xticks(range(len(q)))
         ax.set_title(tr.problem.question[:38] + "…", fontsize=7)
-    axes[0][0].legend(fontsize=7)
-    fig.suptitle(figure_title(f"Advantages along negative traces (Best-of-{K} rollouts)", profile, model), fontsize=9)
+    from matplotlib.patches import Patch
+    h, l = axes[0][0].get_legend_handles_labels()
+    h, l = h[:2] + [Patch(color="C3", alpha=0.7), Patch(color="C2", alpha=0.7)], l[:2] + ["A_i < 0", "A_i ≥ 0"]
+    axes[0][0].legend(h, l, fontsize=7, loc="lower left")
+    fig.suptitle(figure_title(f"Advantages along single negative traces (Best-of-{K} rollouts; examples, "
+                              "not estimates over problems: no interval)", profile, model), fontsize=9)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/30_synthetic_negatives.ipynb #68792d05
+def _shown(row) -> str:
+    "Whether a multiplier's interval lies above 1× (the paper's direction: worth more than SFT's data)."
+    if not np.isfinite(row.multiplier):
+        return "undefined (SFT's fitted error does not fall with n): did not appear"
+    return "appeared (interval above 1×)" if row.mult_lo > 1 else "did not appear (interval not above 1×)"
+
 def paper_table(tab: pd.DataFrame, betas: pd.DataFrame, sft_error: float, test_set: str = "arithmetic") -> pd.DataFrame:
     "The 'paper vs this run' table from the scaling table, the β sweep and π_sft's error at the largest size (on `test_set`)."
     T, n = tab.set_index("method"), betas.attrs.get("n")
@@ -1038,17 +1141,53 @@ def paper_table(tab: pd.DataFrame, betas: pd.DataFrame, sft_error: float, test_s
     return paper_vs_ours([
         {"what": "RFT data-efficiency multiplier vs SFT", "paper": PAPER["RFT multiplier"],
          "ours": round(float(rft.multiplier), 2),
-         "note": f"90% CI [{rft.mult_lo:.2f}, {rft.mult_hi:.2f}] at n={rft.n_ref:.0f}"},
+         "note": f"95% CI [{rft.mult_lo:.2f}, {rft.mult_hi:.2f}] at n={rft.n_ref:.0f}; " + _shown(rft)},
         {"what": "per-step DPO data-efficiency multiplier vs SFT", "paper": PAPER["per-step DPO multiplier"],
-         "ours": round(float(ps.multiplier), 2), "note": f"90% CI [{ps.mult_lo:.2f}, {ps.mult_hi:.2f}]"},
+         "ours": round(float(ps.multiplier), 2), "note": f"95% CI [{ps.mult_lo:.2f}, {ps.mult_hi:.2f}]; " + _shown(ps)},
         {"what": f"standard DPO beats π_sft for some β (paper: MATH; ours: {test_set})", "paper": PAPER["standard DPO beats π_sft"],
          "ours": "yes" if std_best < sft_error else "no", "note": f"best error {std_best:.3f} vs π_sft {sft_error:.3f} at n={n}"},
         {"what": "per-step DPO beats π_sft for some β", "paper": PAPER["per-step DPO beats π_sft"],
          "ours": "yes" if ps_best < sft_error else "no", "note": f"best error {ps_best:.3f} vs π_sft {sft_error:.3f} at n={n}"},
         {"what": "scaling exponent α: per-step DPO vs SFT", "paper": PAPER["per-step DPO scaling"],
          "ours": f"{ps.alpha:.2f} vs {base.alpha:.2f}",
-         "note": f"90% CIs [{ps.alpha_lo:.2f}, {ps.alpha_hi:.2f}] / [{base.alpha_lo:.2f}, {base.alpha_hi:.2f}]"},
+         "note": f"95% CIs [{ps.alpha_lo:.2f}, {ps.alpha_hi:.2f}] / [{base.alpha_lo:.2f}, {base.alpha_hi:.2f}]"},
     ])
+
+# %% ../nbs/30_synthetic_negatives.ipynb #979e84f0
+EFFECT_FIGURES = {"alpha": "error_vs_data", "multiplier": "efficiency_multipliers", "diff": "error_vs_data",
+                  "beta": "dpo_vs_per_step_beta"}
+
+def synthetic_effects(runs: dict[int, SizeRun], tab: pd.DataFrame, figures_dir: str = "figures/synthetic",
+                      n_boot: int = 1000, seed: int = 0) -> list[dict]:
+    "The effect rows of metrics.json (see above): α per method, the multipliers, and the paired error differences at the largest n."
+    T, N = tab.set_index("method"), max(runs)
+    fig = lambda k: f"{figures_dir}/{EFFECT_FIGURES[k]}.png"
+    m_test = len(runs[N].evals["SFT"].correct)
+    rows = [effect_record(f"scaling exponent α of {m} (error ∝ |D_syn|^-α)",
+                          Estimate(float(T.loc[m].alpha), float(T.loc[m].alpha_lo), float(T.loc[m].alpha_hi), m_test),
+                          paper="error falls with |D_syn|", direction="+", figure=fig("alpha")) for m in METHODS]
+    for m, paper in (("RFT", PAPER["RFT multiplier"]), ("per-step DPO", PAPER["per-step DPO multiplier"]),
+                     ("DPO", "no better than SFT (MATH)")):
+        r = T.loc[m]
+        rec = effect_record(f"{m} data-efficiency multiplier vs SFT (n = {r.n_ref:.0f})",
+                            Estimate(float(r.multiplier), float(r.mult_lo), float(r.mult_hi), m_test), paper=paper,
+                            figure=fig("multiplier"))
+        if m != "DPO":   # the paper's direction: more than 1× (the shared helper's directions are about 0)
+            rec.update(paper_direction="> 1", appeared=bool(np.isfinite(r.mult_lo) and r.mult_lo > 1))
+        rows.append(rec)
+    sft = [1.0 - float(c[0]) for c in runs[N].evals["SFT"].correct]
+    for m, direction in (("RFT", "-"), ("DPO", None), ("per-step DPO", "-")):
+        err = [1.0 - float(c[0]) for c in runs[N].evals[m].correct]
+        rows.append(effect_record(f"test error of {m} minus π_sft at n = {N} (paired)",
+                                  paired_diff(err, sft, n_boot=n_boot, seed=seed),
+                                  paper="lower than SFT" if direction else "not lower than SFT (MATH)",
+                                  direction=direction, figure=fig("diff")))
+    ps_err = [1.0 - float(c[0]) for c in runs[N].evals["per-step DPO"].correct]
+    std_err = [1.0 - float(c[0]) for c in runs[N].evals["DPO"].correct]
+    rows.append(effect_record(f"test error of per-step DPO minus standard DPO at n = {N} (paired)",
+                              paired_diff(ps_err, std_err, n_boot=n_boot, seed=seed),
+                              paper="per-step DPO beats standard DPO", direction="-", figure=fig("beta")))
+    return rows
 
 # %% ../nbs/30_synthetic_negatives.ipynb #8f3f59bc
 def learner_name(model: str) -> str:

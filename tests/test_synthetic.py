@@ -507,3 +507,27 @@ def test_rehearsal_profile_has_the_full_topology():
     assert set(cfg.engines) == set(full["engines"]) == {"generator", "learner", "student"}
     assert all(cfg.engines[r]["enforce_eager"] for r in ("generator", "learner"))
     assert cfg.engines["learner"]["max_model_len"] <= 512 and cfg.trl_kwargs["max_steps"] == 1
+
+
+# --- issue 15: the smoke profile on reasonbook's reasoners ---------------------------------------------------------
+
+def test_reasoner_prompts_targets_and_samples_share_the_reasoners_own_format():
+    "The reasoner sees the bare question with thinking opened; SFT targets are exactly what it writes when right."
+    from reasonbook.backends import load_backend
+    from reasonbook.reasoners import chain_dataset
+    be = load_backend("reasoner-s")
+    probs = S.learner_format(chain_dataset(12, level=3, seed=7), be)       # level 3: the reasoner is mostly right
+    rows = S.sft_data(probs, be)
+    assert rows[0]["prompt"].endswith("<|im_start|>assistant\n<|im_start|>think\n") and "Think step" not in rows[0]["prompt"]
+    assert all(r["completion"].endswith(f"<|im_start|>answer\n\\boxed{{{p.answer}}}") for r, p in zip(rows, probs))
+    traces = S.sample_traces(be, probs, 1, Sampling(temperature=0.0, max_tokens=96))
+    right = [(t[0], p) for t, p in zip(traces, probs) if t[0].correct]
+    assert len(right) >= 6, [t[0].text for t in traces]
+    assert all(t.text == p.solution for t, p in right if "Wait" not in t.text)    # a right sample IS the SFT target
+    assert all("<|im_end|>" not in t[0].text for t in traces)
+    rft = S.rft_data(traces, 1)
+    assert all(r["completion"] in {p.solution for p in probs} or "Wait" in r["completion"] for r in rft)
+    # an instruction model keeps the instruction prompt and the data's own solution text
+    plain, p5 = ScriptedBackend(lambda *a: ""), chain_dataset(1, 5)[0]
+    assert S.prompt_style(plain) == "instruct" and S.learner_solution(plain, p5) == p5.solution
+    assert "Think step by step" in S.solve_prompt(plain, p5.question)
