@@ -144,7 +144,7 @@ def _models(value) -> list[str]:
     vals = value if isinstance(value, (list, tuple)) else [value]
     out = []
     for v in vals:
-        if not v or not isinstance(v, str) or v.startswith(("openai:", "oracle")): continue
+        if not v or not isinstance(v, str) or v == "auto" or v.startswith(("openai:", "oracle")): continue   # auto: decided at run time
         v = v.split(":", 1)[1] if v.startswith(("vllm:", "hf:", "judge:")) else v
         out.append(v)
     return out
@@ -152,7 +152,8 @@ def _models(value) -> list[str]:
 PAPER_STAGES = {
     "s1": [("budget forcing", [("policy", "model")]), ("TCC (Table 3)", [("tcc", "tcc_model")]),
            ("SCC (Table 3)", [("scc", "scc_model")]), ("parallel scaling (Fig. 4b)", [("base", "base_model")])],
-    "tts": [("search: policy beside its PRMs", [("policy", "model"), ("prm", "search_prms")])],
+    "tts": [("search: policy beside its PRMs", [("policy", "model"), ("prm", "search_prms")]),
+            ("headline: the large model's greedy CoT", [("large", "large_model")])],
     "synthetic": [("data generation", [("generator", "generator")]), ("learner sampling", [("learner", "model")]),
                   ("student evaluation", [("student", "model")])],
     "wcse": [("SE sampling", [("se", "se_model")]), ("WC sampling", [("wc", "model")]), ("judge", [("judge", "judge_model")]),

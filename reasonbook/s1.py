@@ -11,6 +11,7 @@ Docs: https://reasonbook.github.io/reasonbook/s1_budget_forcing.html.md"""
 # %% ../nbs/10_s1_budget_forcing.ipynb #7c383605
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import random
@@ -20,26 +21,30 @@ from collections import defaultdict
 from dataclasses import dataclass, field, replace
 from typing import Callable, Sequence
 
+import numpy as np
 from fastcore.basics import patch
 
 from .backends import Backend, Completion, Sampling
 from .grading import coverage_at_k, extract_answer, grade, maj_at_k
+from .stats import Estimate, bootstrap, effect_record, mean_ci, paired_diff
 
 # %% auto #0
 __all__ = ['DELIMITER_PRESETS', 'AUTO', 'GREEDY', 'CCC_INSTRUCTIONS', 'ROUND_SEED_STRIDE', 'PAPER', 'JUDGE_SAMPLING',
-           'Delimiters', 'get_delimiters', 'end_of_turn_tokens', 'delimiter_ids', 'thinking_stop_ids', 'stop_set',
-           'strip_stop', 'count_thinking_tokens', 'ForcedThinking', 'Thought', 'cap_order', 'context_room', 'clip_cap',
-           'start_thinking', 'may_extend', 'end_or_extend', 'generate_unique', 'think_round', 'think', 'force_answer',
-           'budget_force', 'budget_sweep', 'ccc_prompt', 'tcc_prompt', 'scc_prompt', 's1_prompt', 'sample_thinking',
-           'rejection_sample', 'control', 'scaling', 'performance', 'accuracy', 'summarize_run', 'parallel_scaling',
-           'extension_overhead', 'quality_issues', 'quality_filter', 'difficulty_filter', 'add_trace_tokens',
-           'diversity_sample', 'select_s1k', 'ablation_subsets', 's1_sft_example', 's1_sft', 'S1Config',
-           'check_s1_config', 'S1Problems', 'load_problems', 'SweepPlan', 'seq_settings', 'bf_name', 'control_variants',
-           'role_methods', 'scc_step_delimiters', 'control_prompts', 'plan_budget_forcing', 'run_scc_step_marker',
-           'run_budget_forcing', 'run_point', 'setting_label', 'fig1_points', 'fig1_summary', 'plot_fig1',
-           'fig4a_points', 'run_parallel_scaling', 'plot_fig4', 'run_rejection_sampling', 'table3_runs', 'table3',
-           'fig6_points', 'plot_fig6', 'table4', 'run_extension_overhead', 'run_models', 'arithmetic_operation',
-           'select_from_run', 'run_s1_sft', 'paper_vs_this_run']
+           'S1_FIGURES', 'Delimiters', 'get_delimiters', 'end_of_turn_tokens', 'delimiter_ids', 'thinking_stop_ids',
+           'stop_set', 'strip_stop', 'count_thinking_tokens', 'ForcedThinking', 'Thought', 'cap_order', 'context_room',
+           'clip_cap', 'start_thinking', 'may_extend', 'end_or_extend', 'generate_unique', 'think_round', 'think',
+           'force_answer', 'budget_force', 'budget_sweep', 'ccc_prompt', 'tcc_prompt', 'scc_prompt', 's1_prompt',
+           'sample_thinking', 'rejection_sample', 'control', 'scaling', 'performance', 'correctness', 'accuracy',
+           'summarize_run', 'parallel_scaling', 'extension_overhead', 'quality_issues', 'quality_filter',
+           'difficulty_filter', 'add_trace_tokens', 'diversity_sample', 'select_s1k', 'ablation_subsets',
+           's1_sft_example', 's1_sft', 'S1Config', 'check_s1_config', 'S1Problems', 'benchmark_problems',
+           'load_problems', 'SweepPlan', 'seq_settings', 'bf_name', 'control_variants', 'role_methods',
+           'scc_step_delimiters', 'control_prompts', 'plan_budget_forcing', 'run_scc_step_marker', 'run_budget_forcing',
+           'run_point', 'setting_label', 'fig1_points', 'fig1_summary', 'plot_fig1', 'fig4a_points',
+           'run_parallel_scaling', 'plot_fig4', 'run_rejection_sampling', 'table3_runs', 'table3', 'fig6_points',
+           'plot_fig6', 'table4', 'scaling_ci', 'control_diff_ci', 'performance_diff_ci', 's1_effects', 'verdict',
+           'run_extension_overhead', 'run_models', 'arithmetic_operation', 'select_from_run', 'run_s1_sft',
+           'paper_vs_this_run']
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #cb429c1f
 @dataclass(frozen=True)
@@ -531,33 +536,58 @@ PAPER = {
 }
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #611ee98d
-def accuracy(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str = "math") -> float:
-    "Accuracy in % of a run's records against the reference answers."
+@functools.lru_cache(maxsize=None)
+def _graded(text: str, gold: str, kind: str) -> bool:
+    "`grade`, memoised: the same record is scored by several tables and by the effects."
+    return bool(grade(text, gold, kind=kind))
+
+def correctness(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str = "math") -> list[float]:
+    "Per record: 1.0 when it was accepted and its graded text is right, else 0.0 (what the intervals resample)."
     if len(records) != len(golds):
         raise ValueError(f"accuracy: {len(records)} records but {len(golds)} reference answers")
     if not records:
         raise ValueError("accuracy: no records")
-    return 100.0 * sum(r.accepted and grade(r.graded_text, g, kind=kind) for r, g in zip(records, golds)) / len(records)
+    return [float(r.accepted and _graded(r.graded_text, str(g), kind)) for r, g in zip(records, golds)]
+
+def accuracy(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str = "math") -> float:
+    "Accuracy in % of a run's records against the reference answers."
+    c = correctness(records, golds, kind)
+    return 100.0 * sum(c) / len(c)
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #4c0e981b
 def summarize_run(records: Sequence[ForcedThinking], golds: Sequence[str], kind: str = "math", **info) -> dict:
-    "One run as a point: average thinking tokens (accepted records), accuracy (%), extensions, cap hits."
+    """One run as a point: average thinking tokens (accepted records), accuracy (%) with its 95% bootstrap interval
+    over problems (`acc_lo`, `acc_hi`), extensions, cap hits; `correct` and `tokens` keep the per-problem values
+    (tokens NaN where no sample was accepted) for the intervals of statistics over several runs."""
     acc = [r for r in records if r.accepted]
     mean = lambda xs: sum(xs) / len(acc) if acc else float("nan")
-    return dict(info, avg_thinking_tokens=mean([r.thinking_tokens for r in acc]), accuracy=accuracy(records, golds, kind),
-                num_extensions=mean([r.num_extensions for r in acc]), capped=mean([r.capped for r in acc]),
-                accepted=len(acc) / len(records))
+    correct = correctness(records, golds, kind)
+    ci = mean_ci(correct)
+    return dict(info, avg_thinking_tokens=mean([r.thinking_tokens for r in acc]), accuracy=100.0 * sum(correct) / len(correct),
+                acc_lo=100 * ci.lo, acc_hi=100 * ci.hi, num_extensions=mean([r.num_extensions for r in acc]),
+                capped=mean([r.capped for r in acc]), accepted=len(acc) / len(records), correct=correct,
+                tokens=[float(r.thinking_tokens) if r.accepted else math.nan for r in records])
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #db375da2
 def parallel_scaling(texts: Sequence[Sequence[str]], token_counts: Sequence[Sequence[int]], golds: Sequence[str],
                      ks: Sequence[int], kind: str = "math", trials: int = 0) -> list[dict]:
-    "maj@k and cov@k (in %) with k x the mean tokens per sample, for each k, from n samples per problem."
+    """maj@k and cov@k (in %) with k x the mean tokens per sample, for each k, from n samples per problem; maj@k
+    with its 95% bootstrap interval over problems (`maj_lo`, `maj_hi`) and per problem (`maj_correct`)."""
     answers = [[extract_answer(t, kind) for t in row] for row in texts]
     correct = [[grade(t, g, kind=kind) for t in row] for row, g in zip(texts, golds)]
     per_sample = sum(map(sum, token_counts)) / max(sum(map(len, token_counts)), 1)
-    maj = lambda k: maj_at_k(answers, golds, k, kind=kind, trials=trials if k < len(texts[0]) else 0)
-    return [dict(k=k, avg_thinking_tokens=k * per_sample, maj=100 * maj(k), cov=100 * coverage_at_k(correct, k))
-            for k in ks]
+    maj = lambda k: [maj_at_k([a], [g], k, kind=kind, trials=trials if k < len(texts[0]) else 0)
+                     for a, g in zip(answers, golds)]
+    rows = []
+    for k in ks:
+        m = maj(k)
+        ci = mean_ci(m)
+        rows.append(dict(k=k, avg_thinking_tokens=k * per_sample, maj=100 * sum(m) / len(m), maj_lo=100 * ci.lo,
+                         maj_hi=100 * ci.hi, cov=100 * coverage_at_k(correct, k), maj_correct=m))
+    return rows
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #347d44a1
 def extension_overhead(backend, prompts: Sequence[str], *, num_ignore: int = 2, round_tokens: int = 32,
@@ -715,21 +745,21 @@ from .runs import ENGINES, ConfigError, PaperConfig
 @dataclass(frozen=True)
 class S1Config(PaperConfig):
     "The s1 notebook's parameters, typed (see the `parameters` cell for what each one means)."
-    model: str = "embedded"
-    base_model: str = "embedded"
+    model: str = "reasoner-l"
+    base_model: str = "reasoner-l"
     tcc_model: str | None = None
     scc_model: str | None = None
     scc_step_marker: str | None = None
-    benchmarks: list[str] = field(default_factory=lambda: ["arithmetic-1", "arithmetic-2", "arithmetic-3"])
-    num_problems: int | None = 6
-    main_benchmark: str | None = "arithmetic-1"
-    delimiters: str = "plain"
+    benchmarks: list[str] = field(default_factory=lambda: ["chain-4"])
+    num_problems: int | None = 120
+    main_benchmark: str | None = "chain-4"
+    delimiters: str = "s1"
     system_prompt: str | None = None
-    question_suffix: str = "\n\nThink step by step, then give the final answer in \\boxed{}."
-    caps: list[int | str] = field(default_factory=lambda: [16, 32, 64, 128])
+    question_suffix: str = ""
+    caps: list[int | str] = field(default_factory=lambda: [8, 16, 24, 32, 48, 128])
     num_ignores: list[int] = field(default_factory=lambda: [1, 2, 4])
     extension: str = "Wait"
-    answer_max_tokens: int = 12
+    answer_max_tokens: int = 16
     fig4a_caps: list[int | str] = field(default_factory=lambda: [16, 32])
     fig4a_num_ignores: list[int] = field(default_factory=lambda: [1, 2, 4])
     table4_extensions: list[str] = field(default_factory=lambda: ["", "Hmm", "Alternatively", "Wait"])
@@ -737,20 +767,20 @@ class S1Config(PaperConfig):
     baseline_max_tokens: int = 128
     tcc_budgets: list[int] = field(default_factory=lambda: [16, 32, 64])
     scc_steps: list[int] = field(default_factory=lambda: [1, 2, 4])
-    scc_tokens_per_step: int = 16
-    ccc_windows: dict[str, list[int]] = field(default_factory=lambda: {"short": [0, 48], "long": [48, 128]})
-    rs_caps: list[int] = field(default_factory=lambda: [32, 64, 128])
+    scc_tokens_per_step: int = 10
+    ccc_windows: dict[str, list[int]] = field(default_factory=lambda: {"short": [0, 32], "long": [32, 128]})
+    rs_caps: list[int] = field(default_factory=lambda: [40, 48, 64, 96])
     rs_samples: int = 4
     rs_rounds: int = 2
     parallel_samples: int = 4
-    parallel_max_tokens: int = 128
+    parallel_max_tokens: int = 96
     s1k_select: int = 8
     sft_steps: int = 2
     sft_batch_size: int = 4
     overhead_prompts: int = 4
     overhead_round_tokens: int = 16
     overhead_num_ignore: int = 2
-    batch_size: int = 64
+    batch_size: int = 512
 
     def __post_init__(self): check_s1_config(self)
 
@@ -806,13 +836,23 @@ class S1Problems:
     def main_name(self) -> str: return self.main_benchmark or "all benchmarks"
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #182aa1d1
+def benchmark_problems(name: str, limit: int | None, seed: int) -> list:
+    """The problems of one benchmark: `chain-<level>` names the reasoners' task (bare chains like `47+8-3`, from
+    `reasonbook.reasoners.chain_dataset`; 16 when `limit` is None), anything else goes to `load_benchmark`."""
+    from reasonbook.data import load_benchmark
+    if m := re.fullmatch(r"chain-(\d+)", name):
+        from reasonbook.reasoners import chain_dataset
+        return chain_dataset(16 if limit is None else limit, level=int(m.group(1)), seed=seed)
+    return load_benchmark(name, limit=limit, seed=seed)
+
 def load_problems(backend, cfg: S1Config) -> S1Problems:
     "Every benchmark's problems as chat prompts of `backend`'s model (question + `cfg.question_suffix`)."
-    from reasonbook.data import format_question, load_benchmark
-    items = [(b, p) for b in cfg.benchmarks for p in load_benchmark(b, limit=cfg.num_problems, seed=cfg.seed)]
+    from reasonbook.data import format_question
+    items = [(b, p) for b in cfg.benchmarks for p in benchmark_problems(b, cfg.num_problems, cfg.seed)]
     prompts = [s1_prompt(backend, format_question(p) + cfg.question_suffix, system=cfg.system_prompt)
                for _, p in items]
     return S1Problems(items, prompts, cfg.main_benchmark)
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #b6877912
 @dataclass
@@ -977,30 +1017,60 @@ def fig1_summary(points: pd.DataFrame, paper: dict = PAPER["fig1"]) -> list[dict
 # %% ../nbs/10_s1_budget_forcing.ipynb #3ed63574
 import matplotlib.pyplot as plt
 
-def _curve(ax, d, x, y, labels, style="o-", color="C0", label=None, dy=3):
-    ax.plot(d[x], d[y], style, color=color, label=label)
-    for (_, r), text in zip(d.iterrows(), labels):
-        ax.annotate(text, (r[x], r[y]), fontsize=7, xytext=(3, dy), textcoords="offset points")
+def _err(d: pd.DataFrame, y: str = "accuracy", lo: str = "acc_lo", hi: str = "acc_hi") -> np.ndarray:
+    "Matplotlib's `yerr` (2 x n, distances below and above) from a frame's value and interval columns."
+    return np.maximum(0, np.array([d[y] - d[lo], d[hi] - d[y]], dtype=float))
+
+def _curve(ax, d, x, y, labels=None, style="o-", color="C0", label=None, dy=5, err=None):
+    """A curve with its 95% interval bars (`err`) and point labels alternately above and below the points; the
+    rightmost points' labels are right-aligned, so that no label runs off the axes."""
+    d = d.reset_index(drop=True)
+    ax.errorbar(d[x], d[y], yerr=err, fmt=style, color=color, label=label, capsize=3, ms=4, lw=1.2, elinewidth=0.8)
+    right = d[x].max() if len(d) else None
+    for j, ((i, r), text) in enumerate(zip(d.iterrows(), labels if labels is not None else [])):
+        end = r[x] >= right               # every point at the right edge: labels right-aligned
+        ax.annotate(text, (r[x], r[y]), fontsize=7, textcoords="offset points", ha="right" if end else "left",
+                    xytext=(-4 if end else 4, dy if j % 2 == 0 else -dy - 7))
     ax.set_xscale("log", base=2)
+
+def _sequential(ax, d: pd.DataFrame, color: str = "C0"):
+    """Budget forcing's points with their intervals: the caps as one labelled curve, and each "Wait" x k (at the
+    largest cap) its own marker, named in the legend (not beside the point: they would overlap)."""
+    caps = d[d.num_ignore == 0].sort_values("avg_thinking_tokens")
+    _curve(ax, caps, "avg_thinking_tokens", "accuracy", [f"cap {c}" for c in caps.cap], color=color, err=_err(caps),
+           label="caps, no extension")
+    waits = d[d.num_ignore > 0].sort_values("num_ignore")
+    if len(waits):
+        start = caps[caps.cap.astype(str) == str(waits.cap.iloc[0])]
+        ax.plot(list(start.avg_thinking_tokens) + list(waits.avg_thinking_tokens),
+                list(start.accuracy) + list(waits.accuracy), ":", color="gray", lw=1)
+    for j, (_, r) in enumerate(waits.iterrows()):
+        ax.errorbar([r.avg_thinking_tokens], [r.accuracy], yerr=_err(waits.loc[[r.name]]), fmt="^sDv"[j % 4],
+                    color=f"C{3 + j}", capsize=3, ms=6, label=f"{r.setting} at cap {r.cap}")
+    ax.set_xscale("log", base=2)
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #a093db42
 def plot_fig1(points: pd.DataFrame, title: str = "Fig. 1", paper: dict = PAPER["fig1"]):
-    "Fig. 1: one panel per benchmark (this run), and the paper's points below."
+    "Fig. 1: one panel per benchmark (this run, 95% intervals over problems), and the paper's points below."
     benches = list(dict.fromkeys(points.benchmark))
     cols = max(len(benches), len(paper))
-    fig, axes = plt.subplots(2, cols, figsize=(4.2 * cols, 7.2), squeeze=False)
+    fig, axes = plt.subplots(2, cols, figsize=(4.2 * cols, 7.6), squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, b in zip(axes[0], benches):
-        d = points[points.benchmark == b].sort_values("avg_thinking_tokens")
-        ax.axis("on"); _curve(ax, d, "avg_thinking_tokens", "accuracy", d.setting)
-        ax.set(title=f"{b} (this run)", xlabel="average thinking tokens", ylabel="accuracy (%)", ylim=(-5, 105))
+        ax.axis("on"); _sequential(ax, points[points.benchmark == b])
+        ax.set(title=f"{b} (this run; bars: 95% CI over problems)", xlabel="average thinking tokens",
+               ylabel="accuracy (%)", ylim=(-5, 105))
+        ax.title.set_fontsize(8); ax.legend(fontsize=7, loc="best")
     for ax, (name, pts) in zip(axes[1], paper.items()):
         ax.axis("on"); ax.plot(*zip(*pts), "s--", color="C1"); ax.set_xscale("log", base=2)
-        ax.set(title=f"{name} (paper, s1-32B)", xlabel="average thinking tokens", ylabel="accuracy (%)")
-    fig.suptitle(title)
+        ax.set(title=f"{name} (paper, s1-32B, as published)", xlabel="average thinking tokens", ylabel="accuracy (%)")
+        ax.title.set_fontsize(8)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #8f4a6054
 def fig4a_points(bf: dict, cfg: S1Config, problems: S1Problems) -> pd.DataFrame:
@@ -1025,20 +1095,22 @@ def run_parallel_scaling(backend, cfg: S1Config, problems: S1Problems, delimiter
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #92b65c1f
 def plot_fig4(fig4a: pd.DataFrame, par: pd.DataFrame, main_name: str, model: str, base: str, title: str = "Fig. 4"):
-    "Fig. 4: (a) budget forcing on the main benchmark, (b) against majority voting over parallel samples."
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.2))
-    _curve(a1, fig4a, "avg_thinking_tokens", "accuracy", fig4a.setting)
-    a1.set(xlabel="average thinking tokens", ylabel="accuracy (%)", ylim=(-5, 105),
-           title=f"(a) sequential: budget forcing, {main_name}")
-    a2.plot(fig4a.avg_thinking_tokens, fig4a.accuracy, "o-", color="C0", label=f"sequential ({model}, budget forcing)")
+    "Fig. 4: (a) budget forcing on the main benchmark, (b) against majority voting over parallel samples (95% CIs)."
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 4.6))
+    _sequential(a1, fig4a)
+    a1.set(xlabel="average thinking tokens", ylabel="accuracy (%)", ylim=(-5, 105))
+    a1.set_title(f"(a) sequential: budget forcing, {main_name}", fontsize=9); a1.legend(fontsize=7)
+    seq = fig4a.sort_values("avg_thinking_tokens")
+    _curve(a2, seq, "avg_thinking_tokens", "accuracy", None, color="C0", err=_err(seq),
+           label=f"sequential ({model}, budget forcing)")
     _curve(a2, par, "avg_thinking_tokens", "maj", [f"k={int(k)}" for k in par.k], "s--", "C1",
-           f"parallel ({base}, maj@k)", dy=-9)
-    a2.set(xlabel="average thinking tokens (k samples: total)", ylim=(-5, 105),
-           title=f"(b) parallel: majority vote, {main_name}")
-    a2.legend()
-    fig.suptitle(title)
+           f"parallel ({base}, maj@k)", err=_err(par, "maj", "maj_lo", "maj_hi"))
+    a2.set(xlabel="average thinking tokens (k samples: total)", ylim=(-5, 105))
+    a2.set_title(f"(b) parallel: majority vote, {main_name}", fontsize=9); a2.legend(fontsize=7)
+    fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #d05dbff6
 def run_rejection_sampling(backend, cfg: S1Config, problems: S1Problems) -> dict[int, list[ForcedThinking]]:
@@ -1086,14 +1158,16 @@ def fig6_points(runs: dict, cfg: S1Config) -> pd.DataFrame:
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #7772666e
 def plot_fig6(points: pd.DataFrame, title: str = "Fig. 6"):
-    "Fig. 6: accuracy against average thinking tokens of the accepted samples, one point per cap."
-    fig, ax = plt.subplots(figsize=(6, 4))
+    "Fig. 6: accuracy against average thinking tokens of the accepted samples, one point per cap (95% CIs)."
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
     _curve(ax, points, "avg_thinking_tokens", "accuracy", [f"cap {int(r.cap)} ({100 * r.accepted:.0f}% accepted)"
-           for _, r in points.iterrows()], color="C2", label="rejection sampling (this run)")
-    ax.set(xlabel="average thinking tokens (accepted samples)", ylabel="accuracy (%)", ylim=(-5, 105))
-    ax.set_title(title, fontsize=9)
-    ax.legend()
+           for _, r in points.iterrows()], color="C2", label="rejection sampling (this run)", err=_err(points))
+    ax.set(xlabel="average thinking tokens (accepted samples)", ylabel="accuracy (%)", ylim=(-5, 105), xscale="linear")
+    ax.set_title(title, fontsize=8)
+    ax.legend(fontsize=7, loc="lower left")
+    fig.tight_layout()
     return fig
+
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #0c36c651
 def table4(bf: dict, cfg: S1Config, problems: S1Problems, paper: dict = PAPER["table4"]) -> list[dict]:
@@ -1112,6 +1186,93 @@ def table4(bf: dict, cfg: S1Config, problems: S1Problems, paper: dict = PAPER["t
             row.update(zip(("paper AIME24", "paper MATH500", "paper GPQA"), paper[name]))
         rows.append(row)
     return rows
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #81db4024
+def _stack(points: Sequence[dict]) -> np.ndarray:
+    "Runs on the same problems as one problems x runs x (correct, tokens) array."
+    return np.stack([np.stack([np.asarray(p["correct"], float), np.asarray(p["tokens"], float)], axis=1)
+                     for p in points], axis=1)
+
+def _runs(m: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    "Average thinking tokens (NaN: nothing accepted) and accuracy (%) of each run of a problems x runs x 2 array."
+    tok = m[:, :, 1]
+    seen = np.isfinite(tok).sum(axis=0)
+    return np.where(seen > 0, np.nansum(tok, axis=0) / np.maximum(seen, 1), np.nan), 100 * m[:, :, 0].mean(axis=0)
+
+def scaling_ci(points: Sequence[dict], **kw) -> Estimate:
+    "Scaling (points per doubling) of runs on the same problems, with its 95% bootstrap interval over problems."
+    def stat(m):
+        tok, acc = _runs(m)
+        ok = np.isfinite(tok) & (tok > 0)
+        return scaling(tok[ok], acc[ok]) if ok.sum() > 1 else math.nan
+    return bootstrap(_stack(points), stat, **kw)
+
+def control_diff_ci(a: Sequence[tuple[dict, list]], b: Sequence[tuple[dict, list]], **kw) -> Estimate:
+    "Control (%) of the runs `a` minus Control of the runs `b` ((point, [a_min, a_max]) on the same problems)."
+    ctl = lambda tok, wins: 100 * control(tok, [w[0] for w in wins], [w[1] for w in wins])
+    na = len(a)
+    def stat(m):
+        tok, _ = _runs(m)
+        return ctl(tok[:na], [w for _, w in a]) - ctl(tok[na:], [w for _, w in b])
+    return bootstrap(_stack([p for p, _ in list(a) + list(b)]), stat, **kw)
+
+def performance_diff_ci(a: np.ndarray, b: np.ndarray, **kw) -> Estimate:
+    "Performance (best accuracy, %) of the runs `a` minus that of `b`: problems x runs 0/1 arrays, same problems."
+    a, b = np.asarray(a, float), np.asarray(b, float)
+    return bootstrap(np.concatenate([a, b], axis=1),
+                     lambda m: 100 * (m[:, :a.shape[1]].mean(0).max() - m[:, a.shape[1]:].mean(0).max()), **kw)
+
+# %% ../nbs/10_s1_budget_forcing.ipynb #fa366136
+S1_FIGURES = {"fig1": "fig1_budget_forcing", "fig4": "fig4_sequential_vs_parallel", "fig6": "fig6_rejection_sampling"}
+
+def s1_effects(bf: dict, runs3: dict, fig1: pd.DataFrame, fig4a: pd.DataFrame, par: pd.DataFrame, cfg: S1Config,
+               problems: S1Problems, fig_dir: str = "figures/s1") -> list[dict]:
+    "The paper's effects measured on this run, each an `effect_record` (estimate, 95% interval over problems, paper)."
+    main, kind, name = problems.main, problems.kind(problems.main_benchmark), problems.main_name
+    golds = [problems.golds[i] for i in main]
+    corr = lambda setting: 100 * np.array(correctness([bf[setting][i] for i in main], golds, kind))
+    fig = {k: f"{fig_dir}/{v}.png" for k, v in S1_FIGURES.items()}
+    top, rows = cfg.top_cap, []
+    for b, d in fig1.groupby("benchmark", sort=False):
+        rows.append(effect_record(f"Fig. 1 Scaling (points per doubling), {b}", scaling_ci(d.to_dict("records")),
+                                  paper=15, direction="+", figure=fig["fig1"]))
+    t4p = PAPER["table4"]
+    wait_paper = round(t4p["Wait"][0] - t4p["no extrapolation"][0], 1)
+    for k in cfg.num_ignores:
+        rows.append(effect_record(f"Fig. 1 '{cfg.extension}' x{k} minus natural stop at cap {top} (points), {name}",
+                                  paired_diff(corr(bf_name(top, k)), corr(bf_name(top, 0))),
+                                  paper=wait_paper if k == 2 else None, direction="+", figure=fig["fig1"]))
+    k4 = cfg.table4_num_ignore
+    for e in cfg.table4_extensions:
+        label = e or "nothing"
+        p = round(t4p[label][0] - t4p["no extrapolation"][0], 1) if label in t4p else None
+        rows.append(effect_record(f"Table 4 {label!r} x{k4} minus no extrapolation (points), {name}",
+                                  paired_diff(corr(bf_name(top, k4) if e == cfg.extension else f"table4 {e!r}"),
+                                              corr(bf_name(top, 0))),
+                                  paper=p, direction="+" if p and p > 0 else None))
+    t3p = PAPER["table3"]
+    for m in ("TCC", "SCC", "CCC"):
+        rows.append(effect_record(f"Table 3 Control, BF minus {m} (percentage points), {name}",
+                                  control_diff_ci(runs3["BF"], runs3[m]), paper=t3p["BF"][0] - t3p[m][0], direction="+"))
+    rs = sorted([p for p, _ in runs3["RS"]], key=lambda p: int(p["setting"].split()[-1]))
+    p0, p1 = PAPER["fig6_rs_accuracy"]
+    rows.append(effect_record(f"Fig. 6 RS accuracy, {rs[-1]['setting']} minus {rs[0]['setting']} (points), {name}",
+                              paired_diff(100 * np.array(rs[-1]["correct"]), 100 * np.array(rs[0]["correct"])),
+                              paper=round(p1 - p0, 1), direction="-", figure=fig["fig6"]))
+    rows.append(effect_record(f"Table 3 RS Scaling (points per doubling), {name}", scaling_ci(rs), paper=t3p["RS"][1],
+                              direction="-", figure=fig["fig6"]))
+    seq = np.array([p["correct"] for p in fig4a.to_dict("records")]).T
+    rows.append(effect_record(f"Fig. 4b Performance, sequential (BF) minus parallel (maj@k) (points), {name}",
+                              performance_diff_ci(seq, np.array(list(par.maj_correct)).T), direction="+",
+                              figure=fig["fig4"]))
+    return rows
+
+def verdict(rec: dict) -> str:
+    "An effect row in words: estimate [95% interval], the paper's value, and whether the paper's direction appeared."
+    seen = {True: "paper's direction appeared", False: "paper's direction did NOT appear",
+            None: "no direction claimed"}[rec["appeared"]]
+    paper = "" if rec["paper"] is None else f"; paper {rec['paper']:+g}"
+    return f"{rec['value']:+.1f} [{rec['lo']:+.1f}, {rec['hi']:+.1f}]{paper}: {seen}"
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #029928fa
 def run_extension_overhead(backend, cfg: S1Config, problems: S1Problems) -> dict:
@@ -1180,8 +1341,9 @@ def run_s1_sft(cfg: S1Config, rows: Sequence[dict], tokenizer, cache) -> "train.
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #a3ebdb10
 def paper_vs_this_run(cfg: S1Config, main_name: str, base: str, t3: list[dict], f6: pd.DataFrame,
-                      f4a: pd.DataFrame, par: pd.DataFrame, t4: list[dict], overhead: dict) -> list[dict]:
-    "Rows (what, paper, ours, note) of the headline comparison."
+                      f4a: pd.DataFrame, par: pd.DataFrame, t4: list[dict], overhead: dict,
+                      effects: Sequence[dict] = ()) -> list[dict]:
+    "Rows (what, paper, ours, note) of the headline comparison, then one row per effect (`s1_effects`)."
     bf = next(r for r in t3 if r["method"] == "BF")
     rows = [dict(what="Scaling of the paper's Fig. 1 AIME24 points (our metric code)", paper=15,
                  ours=round(scaling(*zip(*PAPER["fig1"]["AIME24"])), 2), note="reproduces the paper's 15 from its points"),
@@ -1206,4 +1368,7 @@ def paper_vs_this_run(cfg: S1Config, main_name: str, base: str, t3: list[dict], 
         rows.append(dict(what=f"overhead of {v['num_ignore']} extensions vs one generation", paper=None,
                          ours=f"{100 * v['overhead']:+.0f}%", note="with prefix reuse" + (
                              f"; without: {100 * nr['overhead']:+.0f}%" if nr else "")))
+    seen = {True: "paper's direction appeared", False: "paper's direction did NOT appear", None: "no direction claimed"}
+    rows += [dict(what=e["effect"], paper=e["paper"], ours=f"{e['value']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}]",
+                  note=f"95% CI over {e['n']} {e['unit']}; {seen[e['appeared']]}") for e in effects]
     return rows

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import copy
 import json
+import math
 import random
 import re
 import time
@@ -24,20 +25,23 @@ from .backends import Backend, Completion, Sampling
 from .data import Problem, load_benchmark, split_steps
 from . import grading
 from .grading import extract_answer, is_equiv, majority_vote, normalize_answer, pass_at_k, weighted_vote
-from .prm import PRM, aggregate
+from .prm import PRM, OraclePRM, aggregate
 from .runs import ENGINES, PaperConfig
+from .stats import curve_ci, effect_record, mean_ci, paired_diff, yerr
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'COT_PROMPT', 'PROMPTS', 'STYLE_SAMPLING', 'STEP_DELIMITER', 'SELECTIONS',
-           'ABSOLUTE_BINS', 'PAPER', 'PRM_SETTINGS', 'SEARCHES', 'STYLE', 'build_prompt', 'Candidate', 'SearchResult',
-           'sample_cot', 'score_results', 'best_of_n', 'select_answer', 'beam_search', 'dvts', 'grade_results',
-           'is_selected_correct', 'selection_accuracy', 'pass_at', 'difficulty_bins', 'compute_optimal_method',
-           'nominal_params', 'policy_size', 'reward_aware_choice', 'pretraining_flops', 'inference_flops', 'TTSConfig',
-           'load_problems', 'rule_dataset', 'policy_sampling', 'sample_sampling', 'fit_context', 'Samples',
-           'run_samples', 'search_at_budgets', 'open_prm', 'PRMRun', 'run_prm', 'accuracy_table', 'per_problem',
-           'mean_pct', 'accuracy_means', 'prm_label', 'plot_fig4', 'plot_fig8', 'table2_voting', 'table2_column',
-           'table2_vs_paper', 'table5_compute_optimal', 'cost_table', 'table4_flops', 'paper_table5', 'paper_table4',
-           'paper_vs_ours_rows']
+__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'COT_PROMPT', 'PROMPTS', 'THINK_OPENER', 'STYLE_SAMPLING', 'STEP_DELIMITER',
+           'SELECTIONS', 'ABSOLUTE_BINS', 'PAPER', 'PRM_SETTINGS', 'SEARCHES', 'STYLE', 'CO_METHODS', 'PAPER_EFFECTS',
+           'build_prompt', 'Candidate', 'SearchResult', 'sample_cot', 'score_results', 'best_of_n', 'select_answer',
+           'beam_search', 'dvts', 'grade_results', 'is_selected_correct', 'selection_accuracy', 'pass_at',
+           'difficulty_bins', 'compute_optimal_method', 'nominal_params', 'policy_size', 'reward_aware_choice',
+           'pretraining_flops', 'inference_flops', 'TTSConfig', 'load_problems', 'rule_dataset', 'headline_model',
+           'flops_matched_n', 'policy_sampling', 'sample_sampling', 'fit_context', 'Samples', 'run_samples',
+           'search_at_budgets', 'open_prm', 'PRMRun', 'run_prm', 'accuracy_table', 'per_problem', 'mean_pct',
+           'accuracy_means', 'prm_label', 'problem_matrix', 'plot_fig4', 'plot_fig8', 'table2_voting', 'table2_column',
+           'table2_vs_paper', 'compute_optimal', 'table5_compute_optimal', 'cost_table', 'table4_flops', 'paper_table5',
+           'paper_table4', 'paper_vs_ours_rows', 'tts_effects', 'method_tokens', 'headline_bars', 'plot_headline',
+           'effect_vs_paper_rows', 'effect_note', 'oracle_search_check', 'prm_step_check']
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #bb956e13
 SYSTEM_PROMPT = (
@@ -51,7 +55,8 @@ SYSTEM_PROMPT = (
 SHORT_PROMPT = "Think step by step, then give the final answer in \\boxed{}."
 COT_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 PROMPTS = {"search-and-learn": SYSTEM_PROMPT, "short": SHORT_PROMPT, "none": None, "qwen": COT_PROMPT,
-           "r1": COT_PROMPT}
+           "r1": COT_PROMPT, "think": None}
+THINK_OPENER = "<|im_start|>think\n"   # reasonbook's reasoners: the thinking section's marker (style "think")
 STYLE_SAMPLING = {"r1": dict(temperature=0.6, top_p=0.95, max_tokens=32768)}   # DeepSeek-R1-distill policies
 STEP_DELIMITER = "\n\n"
 
@@ -62,6 +67,8 @@ def build_prompt(backend: Backend, question: str, prompt_style: str = "short") -
         raise ValueError(f"build_prompt: unknown prompt_style {prompt_style!r}; expected one of {list(PROMPTS)}")
     if prompt_style in ("short", "r1"):
         return backend.chat(f"{question}\n\n{PROMPTS[prompt_style]}")
+    if prompt_style == "think":
+        return backend.chat(question) + THINK_OPENER
     return backend.chat(question, system=PROMPTS[prompt_style])
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #6639d59c
@@ -320,14 +327,14 @@ def dvts(backend: Backend, prm: PRM, problems: Sequence[Problem], n, m: int = 4,
     return results
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #1777fb75
-def grade_results(results: Sequence[SearchResult], timeout: float = 5.0) -> None:
+def grade_results(results: Sequence[SearchResult]) -> None:
     "Set `correct` on every candidate (in place); answers are graded once per distinct normalised answer."
     for r in results:
         memo = {}
         for c in r.candidates:
             key = normalize_answer(c.answer)
             if key not in memo:
-                memo[key] = bool(c.answer is not None and is_equiv(c.answer, r.problem.answer, timeout=timeout))
+                memo[key] = bool(c.answer is not None and is_equiv(c.answer, r.problem.answer))
             c.correct = memo[key]
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #494741e2
@@ -499,31 +506,33 @@ class TTSConfig(PaperConfig):
     "The notebook's parameters, typed and checked (see the parameters cell for what each one means)."
     run_dir: str = "../runs/smoke/tts"
     figures_dir: str = "../figures/tts"
-    model: str = "embedded"
-    dataset: str = "arithmetic"
-    levels: list[int] = field(default_factory=lambda: [1, 2])
-    n_problems: int | None = 4
-    prms: list[str] = field(default_factory=lambda: ["oracle-arith", "oracle-arith+gold", "judge:embedded"])
-    search_prms: list[str] = field(default_factory=lambda: ["oracle-arith"])
+    model: str = "reasoner-s"
+    dataset: str = "chain"
+    levels: list[int] = field(default_factory=lambda: [2, 3, 4])
+    n_problems: int | None = 50
+    prms: list[str] = field(default_factory=lambda: ["reasoner-prm", "oracle-arith"])
+    search_prms: list[str] = field(default_factory=lambda: ["reasoner-prm"])
     budgets: list[int] = field(default_factory=lambda: [1, 2, 4, 8])
-    search_budgets: list[int] = field(default_factory=lambda: [2, 4, 8])
-    beam_width: int = 2
-    max_iterations: int = 3
-    max_step_tokens: int = 20
-    max_tokens: int | None = 64
+    search_budgets: list[int] = field(default_factory=lambda: [4, 8])
+    beam_width: int = 4
+    max_iterations: int = 10
+    max_step_tokens: int = 24
+    max_tokens: int | None = 128
     sample_max_tokens: int | None = None
-    temperature: float = 0.7
+    temperature: float = 0.8
     top_p: float = 1.0
-    prompt_style: str = "short"
+    prompt_style: str = "think"
     search_agg: str = "last"
     search_selection: str = "PRM-Last-Max"
     difficulty_scheme: str = "absolute"
     subset_trials: int = 16
-    prm_max_sequences: int = 32
-    prm_max_tokens: int = 16384
+    prm_max_sequences: int = 256
+    prm_max_tokens: int = 32768
     policy_params: float | None = None
     policy_label: str | None = None
     torch_threads: int | None = None
+    large_model: str | None = "auto"
+    engines: dict[str, dict] = field(default_factory=lambda: {"policy": {"batch_size": 512}, "large": {"batch_size": 512}})
     co_resident: list[list[str]] = field(default_factory=lambda: [["policy", "prm"]])
 
     def __post_init__(self): _check_tts_config(self)
@@ -583,6 +592,20 @@ def load_problems(cfg: TTSConfig) -> list[Problem]:
 def rule_dataset(dataset: str) -> str:
     "The dataset whose compute-optimal rule applies to `dataset`."
     return "aime24" if str(dataset).startswith("aime") else "math500"
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #5b1e6b4a
+def headline_model(cfg: TTSConfig) -> str | None:
+    "The headline's large model: `large_model`, or for 'auto' reasoner-l when the policy is a smaller reasoner."
+    if cfg.large_model != "auto":
+        return cfg.large_model
+    return "reasoner-l" if cfg.model in ("reasoner-s", "reasoner-m") else None
+
+
+def flops_matched_n(ratio: float, budgets: Sequence[int]) -> int:
+    "The budget closest (log scale) to `ratio`, the large model's parameters over the policy's."
+    if ratio <= 0 or not budgets:
+        raise ValueError(f"flops_matched_n: need a ratio > 0 and budgets, got {ratio} and {list(budgets)}")
+    return min(budgets, key=lambda n: (abs(math.log(n / ratio)), n))
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #e91789f4
 def policy_sampling(cfg: TTSConfig) -> Sampling:
@@ -758,49 +781,68 @@ STYLE = {"Pass@k": dict(color="0.5", ls="--", marker="."), "Majority": dict(colo
          "Beam search": dict(color="C3", marker="D"), "DVTS": dict(color="C4", marker="v")}
 
 
+def problem_matrix(table: pd.DataFrame, ns: Sequence[int]) -> list[list[float]]:
+    "One method's rows as a problems x budgets matrix of accuracies (problems in order), for `stats.curve_ci`."
+    m = table.pivot_table(index="problem", columns="N", values="accuracy", aggfunc="first")
+    return m[list(ns)].to_numpy().tolist()
+
+
+def _note_height(note: str | None) -> float:
+    "Inches to add to a figure for a title note of that many lines."
+    return 0.2 * (note.count("\n") + 1) if note else 0.0
+
+
 def _plot_curves(ax, table: pd.DataFrame, budgets: Sequence[int]) -> None:
-    "One curve per method of `table` (one PRM's rows): mean accuracy % against N."
-    for method, t in table.groupby("method", sort=False):
+    "One curve per method of `table` (one PRM's rows): mean accuracy % against N, 95% bootstrap intervals over problems."
+    methods = list(table.method.unique())
+    for k, (method, t) in enumerate(table.groupby("method", sort=False)):
         ns = sorted(t.N.unique())
-        ax.plot(ns, [mean_pct(t[t.N == n].accuracy.tolist()) for n in ns], label=method, **STYLE.get(method, {}))
+        est = curve_ci(problem_matrix(t, ns))
+        shift = 2 ** (0.06 * (k - (len(methods) - 1) / 2))      # the methods side by side at each N
+        ax.errorbar([n * shift for n in ns], [100 * e.value for e in est], yerr=yerr(est, 100), capsize=2,
+                    lw=1.2, ms=4, label=method, **STYLE.get(method, {}))
     ax.set_xscale("log", base=2)
     ax.set_xticks(budgets, [str(b) for b in budgets])
+    ax.minorticks_off()
     ax.set_xlabel("generation budget N")
     ax.set_ylim(-3, 103)
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #362cb9bf
-def plot_fig4(table: pd.DataFrame, cfg: TTSConfig, labels: dict[str, str], policy: str):
+def plot_fig4(table: pd.DataFrame, cfg: TTSConfig, labels: dict[str, str], policy: str, note: str | None = None):
     "Figs. 4/5: accuracy vs budget, one panel per PRM."
     import matplotlib.pyplot as plt
     from reasonbook.plots import figure_title
-    fig, axes = plt.subplots(1, len(cfg.prms), figsize=(5.2 * len(cfg.prms), 4), squeeze=False)
+    fig, axes = plt.subplots(1, len(cfg.prms), figsize=(5.2 * len(cfg.prms), 4 + _note_height(note)),
+                             squeeze=False)
     for ax, spec in zip(axes[0], cfg.prms):
         _plot_curves(ax, table[table.prm == spec], cfg.budgets)
         ax.set_title(f"PRM: {labels[spec]}" + ("" if spec in cfg.search_prms else "\n(beam search / DVTS not run)"),
                      fontsize=9)
         ax.set_ylabel("accuracy (%)")
     axes[0][0].legend(fontsize=8)
-    fig.suptitle(figure_title(f"TTS accuracy vs budget on {cfg.dataset} (beam width M={cfg.beam_width})",
-                              cfg.profile, policy), fontsize=10)
+    fig.suptitle(figure_title(f"TTS accuracy vs budget on {cfg.dataset} (beam width M={cfg.beam_width})" + (f"\n{note}" if note else ""),
+                              cfg.profile, policy, "95% bootstrap intervals over problems"), fontsize=10)
     fig.tight_layout()
     return fig
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #43c376b6
-def plot_fig8(table: pd.DataFrame, cfg: TTSConfig, labels: dict[str, str], policy: str):
+def plot_fig8(table: pd.DataFrame, cfg: TTSConfig, labels: dict[str, str], policy: str, note: str | None = None):
     "Figs. 8/9: accuracy vs budget within each difficulty bin (columns), one row per PRM."
     import matplotlib.pyplot as plt
     from reasonbook.plots import figure_title
     order = ["easy", "medium", "hard"] if cfg.difficulty_scheme == "absolute" else [f"level{i}" for i in range(1, 6)]
     bins = [b for b in order if b in set(table.bin)]
-    fig, axes = plt.subplots(len(cfg.prms), len(bins), figsize=(4.2 * len(bins), 3.4 * len(cfg.prms)), squeeze=False)
+    fig, axes = plt.subplots(len(cfg.prms), len(bins), figsize=(4.2 * len(bins), 3.4 * len(cfg.prms) + _note_height(note)),
+                             squeeze=False)
     for r, spec in enumerate(cfg.prms):
         for c, b in enumerate(bins):
             t = table[(table.prm == spec) & (table.bin == b)]
             _plot_curves(axes[r][c], t, cfg.budgets)
             axes[r][c].set_title(f"{b} ({t.problem.nunique()} problems) · PRM: {labels[spec]}", fontsize=8)
     axes[0][0].legend(fontsize=7)
-    fig.suptitle(figure_title(f"TTS accuracy by difficulty ({cfg.difficulty_scheme} bins of Pass@1) on {cfg.dataset}",
-                              cfg.profile, policy), fontsize=10)
+    fig.suptitle(figure_title(f"TTS accuracy by difficulty ({cfg.difficulty_scheme} bins of Pass@1) on {cfg.dataset}"
+                              + (f"\n{note}" if note else ""),
+                              cfg.profile, policy, "95% bootstrap intervals over problems"), fontsize=10)
     fig.tight_layout()
     return fig
 
@@ -826,6 +868,15 @@ def table2_vs_paper(t2: pd.DataFrame, labels: dict[str, str], n: int) -> pd.Data
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #3655e0ee
 _RULE_NAME = {"beam_search": "Beam search", "dvts": "DVTS", "best_of_n": "BoN"}
+CO_METHODS = ("Majority", "BoN", "Weighted BoN", "Beam search", "DVTS")
+
+
+def compute_optimal(table: pd.DataFrame, bins: Sequence[str], prm: str, N: int, seed: int = 0
+                    ) -> tuple[dict, list[float], list[str], dict]:
+    "Reward-aware compute-optimal at budget N for one PRM (2-fold cross-fit): (choice, accuracy, method used, candidates)."
+    cand = {m: a for m in CO_METHODS if (a := per_problem(table, prm, m, N)) is not None}
+    choice, acc, used = reward_aware_choice(cand, bins, folds=2, seed=seed)
+    return choice, acc, used, cand
 
 
 def table5_compute_optimal(table: pd.DataFrame, samples: Samples, cfg: TTSConfig, labels: dict[str, str],
@@ -835,9 +886,7 @@ def table5_compute_optimal(table: pd.DataFrame, samples: Samples, cfg: TTSConfig
     rule = {b: compute_optimal_method(policy_params, rule_dataset(cfg.dataset), b, r1_distilled=cfg.prompt_style == "r1")
             for b in set(bins)}
     for spec in cfg.prms:
-        cand = {m: a for m in ("Majority", "BoN", "Weighted BoN", "Beam search", "DVTS")
-                if (a := per_problem(table, spec, m, N)) is not None}
-        choice, co_acc, _ = reward_aware_choice(cand, bins, folds=2, seed=cfg.seed)
+        choice, co_acc, _, cand = compute_optimal(table, bins, spec, N, cfg.seed)
         have_rule = all(_RULE_NAME[rule[b]] in cand for b in set(bins))
         rule_acc = [cand[_RULE_NAME[rule[bins[i]]]][i] for i in range(len(bins))] if have_rule else None
         rows.append({"policy": policy, "PRM": labels[spec], "CoT": round(mean_pct(samples.cot_acc), 1),
@@ -932,3 +981,144 @@ def paper_vs_ours_rows(table: pd.DataFrame, t2: pd.DataFrame, samples: Samples, 
          "note": "formula check"},
         {"what": "Llama-3.1-405B pre-training FLOPs 6PD", "paper": 3.645e25, "ours": pretraining_flops(405e9, 15e12),
          "note": "formula check"}]
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #b5982717
+PAPER_EFFECTS = {   # accuracy points of the paper's closest setting (None: the paper states a direction only)
+    "majority_vs_cot": 13.0,        # Table 5, Llama-3.2-1B: CoT 26.0 -> majority 39.0
+    "weighted_vs_bon": 2.6,         # Table 2, Skywork-PRM-7B: PRM-Last-Vote 87.0 vs PRM-Last-Max 84.4
+    "weighted_vs_majority": 0.2,    # Table 2, Skywork-PRM-7B: PRM-Last-Vote 87.0 vs majority 86.8
+    "beam_n_vs_bon_4n": 0.0,        # HF study: beam search at N=4 matches BoN at N=16
+    "co_vs_majority": 27.2,         # Table 5, Llama-3.2-1B: majority 39.0 -> compute-optimal 66.2
+    "co_vs_cot": 40.2,              # Table 5, Llama-3.2-1B: CoT 26.0 -> compute-optimal 66.2
+    "headline": 4.2}                # Table 3: Llama-3.2-3B + TTS 75.6 vs Llama-3.1-405B CoT 71.4
+
+
+def _pts(values: Sequence[float]) -> list[float]: return [100.0 * v for v in values]
+
+
+def tts_effects(table: pd.DataFrame, samples: Samples, cfg: TTSConfig, prm: str, figures: dict,
+                headline: dict | None = None) -> list[dict]:
+    "The fixed list of effects (above) as `effect_record` rows, in accuracy points, paired over problems."
+    search = prm in cfg.search_prms and bool(cfg.search_budgets)
+    N, n = (max(cfg.search_budgets), min(cfg.search_budgets)) if search else (max(cfg.budgets), min(cfg.budgets))
+    acc = lambda m, k: per_problem(table, prm, m, k)
+    diff = lambda a, b: paired_diff(_pts(a), _pts(b))
+    f4, f8, t5 = figures.get("fig4"), figures.get("fig8"), figures.get("table5")
+    rec = lambda name, a, b, key, d, fig: {**effect_record(name, diff(a, b), PAPER_EFFECTS.get(key), d, fig), "prm": prm}
+    rows = [rec(f"Majority@{N} - greedy CoT", acc("Majority", N), samples.cot_acc, "majority_vs_cot", "+", f4),
+            rec(f"Weighted BoN@{N} - BoN@{N}", acc("Weighted BoN", N), acc("BoN", N), "weighted_vs_bon", "+", f4),
+            rec(f"Weighted BoN@{N} - Majority@{N}", acc("Weighted BoN", N), acc("Majority", N), "weighted_vs_majority",
+                "+", f4)]
+    rows += [rec(f"{m}@{N} - {m}@{n}", acc(m, N), acc(m, n), None, "+", f4) for m in CO_METHODS
+             if N != n and acc(m, N) is not None and acc(m, n) is not None]
+    if acc("Beam search", N) is not None:
+        beam, bon = acc("Beam search", N), acc("BoN", N)
+        rows.append(rec(f"Beam search@{N} - BoN@{N}", beam, bon, None, "+", f4))
+        for b in [b for b in ("easy", "medium", "hard", *[f"level{k}" for k in range(1, 6)]) if b in samples.bins]:
+            ii = [i for i, x in enumerate(samples.bins) if x == b]
+            rows.append(rec(f"Beam search@{N} - BoN@{N} ({b} bin)", [beam[i] for i in ii], [bon[i] for i in ii],
+                            None, "+", f8))
+        if acc("BoN", 4 * n) is not None:
+            rows.append(rec(f"Beam search@{n} - BoN@{4 * n}", acc("Beam search", n), acc("BoN", 4 * n),
+                            "beam_n_vs_bon_4n", None, f4))
+    co = compute_optimal(table, samples.bins, prm, N, cfg.seed)[1]
+    rows += [rec(f"compute-optimal@{N} - Majority@{N}", co, acc("Majority", N), "co_vs_majority", "+", t5),
+             rec(f"compute-optimal@{N} - greedy CoT", co, samples.cot_acc, "co_vs_cot", "+", t5)]
+    if headline:
+        rows.append(rec(headline["name"], headline["small"], headline["large"], "headline", "+", figures.get("headline")))
+    return rows
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #57cee249
+def method_tokens(samples: Samples, run: PRMRun | None, method: str, N: int) -> list[float]:
+    "Policy tokens generated per problem by `method` at budget N ('CoT': the greedy solution)."
+    if method == "CoT":
+        return [float(r.gen_tokens) for r in samples.cot]
+    if method in ("Pass@k", "Majority", "BoN", "Weighted BoN"):
+        return [r.gen_tokens * N / r.n for r in samples.samples]
+    return [float(r.gen_tokens) for r in run.search[method][N]]
+
+
+def headline_bars(table: pd.DataFrame, samples: Samples, run: PRMRun, cfg: TTSConfig, prm: str, N: int, policy: str,
+                  P_policy: float, large: str, large_cot: Sequence[SearchResult], P_large: float) -> list[tuple]:
+    "(label, per-problem accuracy, policy FLOPs) per bar: large CoT, policy CoT, each method at N, compute-optimal."
+    flops = lambda P, toks: inference_flops(P, sum(toks))["policy"]
+    bars = [(f"{large} CoT", [float(r.candidates[0].correct) for r in large_cot],
+             flops(P_large, [r.gen_tokens for r in large_cot])),
+            (f"{policy} CoT", samples.cot_acc, flops(P_policy, method_tokens(samples, run, "CoT", N)))]
+    bars += [(f"{m}@{N}", a, flops(P_policy, method_tokens(samples, run, m, N))) for m in CO_METHODS
+             if (a := per_problem(table, prm, m, N)) is not None]
+    _, co, used, _ = compute_optimal(table, samples.bins, prm, N, cfg.seed)
+    toks = {m: method_tokens(samples, run, m, N) for m in set(used)}
+    return bars + [(f"compute-optimal@{N}", co, flops(P_policy, [toks[u][i] for i, u in enumerate(used)]))]
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #607807c6
+def plot_headline(bars: Sequence[tuple], effect: dict, cfg: TTSConfig, policy: str, large: str, N: int, ratio: float):
+    "The headline: accuracy (95% bootstrap intervals over problems) and policy FLOPs of each bar of `headline_bars`."
+    import matplotlib.pyplot as plt
+    from reasonbook.plots import figure_title
+    est = [mean_ci(_pts(a)) for _, a, _ in bars]
+    fig, ax = plt.subplots(figsize=(max(7.5, 1.2 * len(bars)), 4.6))
+    colors = ["0.45", "0.75"] + ["C0"] * (len(bars) - 3) + ["C3"]
+    ax.bar(range(len(bars)), [e.value for e in est], yerr=yerr(est), capsize=3, color=colors)
+    for k, e in enumerate(est):
+        ax.text(k, e.hi + 1.5, f"{e.value:.1f}", ha="center", fontsize=7)
+    ax.set_xticks(range(len(bars)), [f"{name}\n{fl:.2g} FLOPs" for name, _, fl in bars], fontsize=7)
+    ax.set_ylabel("accuracy (%)")
+    ax.set_ylim(0, 110)
+    verdict = "appeared" if effect["appeared"] else "did NOT appear"
+    fig.suptitle(figure_title(
+        f"{policy} + compute-optimal TTS at N={N} (parameter ratio {ratio:.1f}) vs {large} greedy CoT: the paper's "
+        f"effect {verdict},\n{effect['value']:+.1f} points [{effect['lo']:+.1f}, {effect['hi']:+.1f}] (paired over "
+        f"{effect['n']} problems; FLOPs 2·P·tokens, policy only)", cfg.profile, policy,
+        "95% bootstrap intervals over problems"), fontsize=9)
+    fig.tight_layout()
+    return fig
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #627fd6f4
+def effect_vs_paper_rows(effects: Sequence[dict]) -> list[dict]:
+    "Rows for `reasonbook.plots.paper_vs_ours`: each effect's estimate and interval, and whether it appeared."
+    say = {True: "the paper's direction appeared", False: "the paper's direction did NOT appear", None: "no direction claimed"}
+    return [{"what": e["effect"], "paper": e["paper"], "ours": f"{e['value']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}]",
+             "note": f"{say[e['appeared']]} ({e['n']} problems, PRM {e['prm']})"} for e in effects]
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #f7c4a607
+def effect_note(effects: Sequence[dict], figure: str, width: int = 2) -> str:
+    "One line per `width` effects recorded with figure path `figure`, each with its estimate and verdict."
+    parts = [f"{e['effect']}: {e['value']:+.1f} [{e['lo']:+.1f}, {e['hi']:+.1f}] "
+             + ("appeared" if e["appeared"] else "did NOT appear")
+             for e in effects if e["appeared"] is not None and e["figure"] == figure]
+    return "\n".join("; ".join(parts[k:k + width]) for k in range(0, len(parts), width))
+
+# %% ../nbs/20_tts_compute_optimal.ipynb #0df1c2be
+def oracle_search_check(backend: Backend, cfg: TTSConfig, samples: Samples, run: PRMRun, N: int,
+                        level: int | None = None) -> dict:
+    "Beam search at N guided by the arithmetic ORACLE (min) vs by the run's PRM, and Pass@1, on the problems of `level`."
+    idx = [i for i, p in enumerate(samples.problems) if level is None or p.level == level]
+    probs = [samples.problems[i] for i in idx]
+    res = beam_search(backend, OraclePRM(), probs, N, cfg.beam_width, sampling=policy_sampling(cfg),
+                      max_iterations=cfg.max_iterations, max_step_tokens=cfg.max_step_tokens, agg="min",
+                      prompt_style=cfg.prompt_style)
+    grade_results(res)
+    oracle = [float(is_selected_correct(r.candidates, select_answer(r.candidates, "PRM-Min-Max"))) for r in res]
+    guided = [run.search["Beam search"][N][i] for i in idx]
+    prm = [float(is_selected_correct(r.candidates, select_answer(r.candidates, cfg.search_selection))) for r in guided]
+    pass1 = [samples.pass1[i] for i in idx]
+    return dict(level=level, N=N, problems=len(idx), oracle_beam=mean_ci(_pts(oracle)), prm_beam=mean_ci(_pts(prm)),
+                pass1=mean_ci(_pts(pass1)), oracle_minus_prm=paired_diff(_pts(oracle), _pts(prm)),
+                oracle_minus_pass1=paired_diff(_pts(oracle), _pts(pass1)))
+
+
+def prm_step_check(results: Sequence[SearchResult]) -> pd.DataFrame:
+    "A PRM's step scores against the exact labels of chain problems: plain steps, 'Wait, ...' re-checks, answer steps."
+    from reasonbook.reasoners import step_labels
+    rows = []
+    for r in results:
+        for c in r.candidates:
+            steps = c.steps
+            for s, ok, sc in zip(steps, step_labels(r.problem, steps), c.step_scores):
+                kind = "answer" if "\\boxed" in s else ("Wait, ..." if s.startswith("Wait, ") else "plain")
+                rows.append(dict(step=kind, right=bool(ok), score=float(sc)))
+    df = pd.DataFrame(rows, columns=["step", "right", "score"])
+    return (df.groupby(["step", "right"]).agg(steps=("score", "size"), mean_score=("score", "mean"),
+                                              scored_right=("score", lambda x: float((x >= 0.5).mean())))
+            .reset_index())

@@ -38,11 +38,12 @@ PATH_KEYS = ("run_dir", "figures_dir")       # the typed config records where th
 
 
 def _deterministic(x):
-    "Everything in a metrics file but wall-clock measurements (keys or table rows that name a time) and output paths."
+    "Everything in a metrics file but wall-clock measurements (keys or table rows that name a time), output paths and the engine ledger."
     timing = lambda s: any(w in str(s).lower() for w in TIMING_WORDS) or str(s).endswith("_s") or s in PATH_KEYS
     if isinstance(x, dict):
         if timing(x.get("what", "")): return None
-        return {k: _deterministic(v) for k, v in x.items() if not timing(k)}
+        # `engines` is the engine ledger: a resumed run makes fewer engine calls by design (its cache hits)
+        return {k: _deterministic(v) for k, v in x.items() if not timing(k) and k != "engines"}
     if isinstance(x, list): return [_deterministic(v) for v in x]
     return x
 

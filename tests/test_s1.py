@@ -454,3 +454,24 @@ def test_auto_cap_through_the_tables(tok):
     assert next(r for r in t3 if r["method"] == "BF")["control"] == 100.0
     assert list(s1.fig1_points(bf, cfg, problems).setting[:2]) == ["cap 8", "cap auto"]
     assert [r["appended"] for r in s1.table4(bf, cfg, problems)] == ["no extrapolation", "nothing", "Wait"]
+
+
+# --- the paper's central effect on a trained model --------------------------------------------------------------
+
+def test_effect_budget_forcing_scaling():
+    """s1's sequential scaling on reasonbook's largest reasoner (level-4 chains, fixed seed, greedy): accuracy rises with
+    the thinking cap, i.e. the Scaling of caps 8..64 (the statistic bootstrapped over problems) is positive with its
+    whole 95% interval. The smoke run (nbs/10_s1_budget_forcing.ipynb, 200 problems) shows the same direction."""
+    from reasonbook.backends import load_backend
+    from reasonbook.reasoners import chain_dataset
+    from reasonbook.s1 import s1_prompt, scaling_ci, summarize_run
+    be = load_backend("reasoner-l", batch_size=64, progress=False)
+    problems = chain_dataset(40, level=4, seed=1)
+    golds = [p.answer for p in problems]
+    caps = [8, 16, 32, 64]
+    runs = budget_sweep(be, [s1_prompt(be, p.question) for p in problems], [(c, 0) for c in caps], delimiters="s1",
+                        answer_max_tokens=16)
+    points = [summarize_run(r, golds) for r in runs]
+    assert [p["capped"] for p in points][0] == 1.0 and points[-1]["capped"] < 0.5   # caps below and above the natural length
+    est = scaling_ci(points)
+    assert est.lo > 0, f"Scaling {est} points per doubling: the paper's direction (+) did not appear"
