@@ -575,27 +575,27 @@ PAPER = {
 @dataclass(frozen=True)
 class SyntheticConfig(PaperConfig):
     "The synthetic-negatives notebook's parameters (see its `parameters` cell for what each one means)."
-    model: str = "embedded"
+    model: str = "reasoner-s"
     generator: str | None = None
     engine: Literal["hf", "vllm"] = "hf"
     student_engine: Literal["hf", "vllm"] | None = None
-    seed_problems: str = "arithmetic"
+    seed_problems: str = "chain"
     seed_split: str = "train"
-    test_set: str = "arithmetic"
+    test_set: str = "chain"
     test_split: str = "test"
-    level: int = 2
-    data_sizes: list[int] = field(default_factory=lambda: [2, 4, 8])
-    n_test: int = 10
-    max_tokens: int = 56
+    level: int = 5
+    data_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256])
+    n_test: int = 500
+    max_tokens: int = 96
     step_delimiter: str = "\n\n"
     synth_per_seed: int = 1
     verify_k: int = 4
     synth_oversample: float = 1.5
     synth_rounds: int = 3
     synth_fill: Literal["none", "seeds"] = "none"
-    sft_epochs: float = 1
-    sft_lr: float = 1e-4
-    batch_size: int = 8
+    sft_epochs: float = 3
+    sft_lr: float = 1e-3
+    batch_size: int = 16
     lora: dict[str, Any] | None = None
     rft_samples: int = 4
     rft_max_per_problem: int = 1
@@ -605,17 +605,17 @@ class SyntheticConfig(PaperConfig):
     negatives_per_problem: int = 1
     pit_rule: Literal["min_q", "min_advantage"] = "min_q"
     dpo_beta: float = 0.1
-    dpo_lr: float = 1e-5
-    dpo_epochs: float = 1
-    min_steps: int = 0
+    dpo_lr: float = 1e-4
+    dpo_epochs: float = 3
+    min_steps: int = 32
     rollout_K: int = 5
     n_rollouts: int = 5
-    rollout_max_tokens: int = 48
+    rollout_max_tokens: int = 96
     betas: list[float] = field(default_factory=lambda: [0.1, 0.5])
     pass_k: int = 5
     self_explore: bool = False
-    n_boot: int = 500
-    cpu_threads: int | None = None
+    n_boot: int = 1000
+    cpu_threads: int | None = 1
     keep_models: bool = False
     train_launcher: str = ""
     trl_kwargs: dict[str, Any] = field(default_factory=dict)

@@ -29,27 +29,30 @@ import pandas as pd
 
 from .arith import NUMBER, equations, holds, question_numbers
 from .backends import Backend, Sampling
-from .data import Problem, load_benchmark
+from .data import Problem, load_benchmark, split_steps
 from .grading import coverage_at_k, extract_answer, grade, maj_at_k
 from .plots import figure_title, paper_vs_ours
 from fastcore.basics import patch
+from contextlib import contextmanager, nullcontext
 from .runs import ENGINES, ConfigError, PaperConfig, TrainCache, open_backend
-from .stats import paired_diff
+from .stats import Estimate, bootstrap, effect_record, mean_ci, paired_diff, yerr
 
 # %% auto #0
-__all__ = ['FEW_SHOT_STYLES', 'FEW_SHOT_STOPS', 'ANSWER_LINES', 'FEW_SHOT_SAMPLING', 'JUDGE_INSTRUCTION', 'JUDGE_ITEM',
-           'JUDGE_SAMPLING', 'JUDGE_REASON_INSTRUCTION', 'JUDGE_REASON_ITEM', 'JUDGE_MODES', 'PARADIGMS',
-           'STUDENT_ROLES', 'PAPER', 'STUDENT', 'SEED_OFFSETS', 'sampling_flops', 'compute_matched_samples',
-           'BudgetPlan', 'budget_plan', 'shot_solution', 'few_shot_prompt', 'bos_prefix', 'truncate_at_answer',
-           'fit_to_context', 'sample_few_shot', 'grade_samples', 'final_answer_filter', 'solution_key',
-           'diversity_at_k', 'arithmetic_step_check', 'FPRResult', 'step_check_judge', 'false_positive_rate',
-           'corrupt_solution', 'parse_verdict', 'judge_prompt', 'judge_examples', 'LLMJudge', 'judge_agreement',
-           'paradigm', 'sft_rows', 'evaluate_student', 'trainable', 'sft_recipe', 'finetune_and_evaluate',
-           'number_matched', 'relative_gain', 'check_wcse_config', 'WCSEConfig', 'WCSEData', 'load_wcse_data',
-           'SampleSet', 'run_sampling', 'sampling_metrics', 'wcse_judge', 'quality_row', 'run_data_quality',
-           'judge_vs_hand_labels', 'table_records', 'model_family_note', 'judge_summary', 'plot_data_quality',
-           'student_model', 'eval_spec', 'students_to_run', 'run_base_eval', 'training_rows', 'run_finetuning',
-           'run_control', 'finetune_gap', 'gap_text', 'plot_finetuning', 'paper_vs_this_run']
+__all__ = ['FEW_SHOT_STYLES', 'FEW_SHOT_STOPS', 'STYLE_STOPS', 'ANSWER_LINES', 'FEW_SHOT_SAMPLING', 'JUDGE_INSTRUCTION',
+           'JUDGE_ITEM', 'JUDGE_SAMPLING', 'JUDGE_REASON_INSTRUCTION', 'JUDGE_REASON_ITEM', 'JUDGE_MODES', 'PARADIGMS',
+           'STUDENT_ROLES', 'PAPER', 'STUDENT', 'SEED_OFFSETS', 'QUALITY_EFFECTS', 'sampling_flops',
+           'compute_matched_samples', 'BudgetPlan', 'budget_plan', 'style_stops', 'shot_solution', 'few_shot_prompt',
+           'bos_prefix', 'truncate_at_answer', 'fit_to_context', 'completion_text', 'sample_few_shot', 'grade_samples',
+           'final_answer_filter', 'solution_key', 'diversity_at_k', 'retract_steps', 'arithmetic_step_check',
+           'FPRResult', 'step_check_judge', 'false_positive_rate', 'corrupt_solution', 'parse_verdict', 'judge_prompt',
+           'judge_examples', 'LLMJudge', 'judge_agreement', 'PRMJudge', 'paradigm', 'sft_rows', 'evaluate_student',
+           'trainable', 'sft_recipe', 'finetune_and_evaluate', 'number_matched', 'relative_gain', 'check_wcse_config',
+           'WCSEConfig', 'WCSEData', 'load_wcse_data', 'SampleSet', 'run_sampling', 'sampling_metrics', 'wcse_judge',
+           'open_judge', 'fpr_counts', 'fpr_ci', 'kappa_ci', 'quality_row', 'run_data_quality', 'judge_vs_hand_labels',
+           'table_records', 'quality_gap', 'quality_effects', 'shown', 'model_family_note', 'judge_summary',
+           'plot_data_quality', 'student_model', 'eval_spec', 'students_to_run', 'run_base_eval', 'training_rows',
+           'run_finetuning', 'run_control', 'finetune_gap', 'gap_text', 'plot_finetuning', 'finetune_effects',
+           'paper_vs_this_run']
 
 # %% ../nbs/40_wc_vs_se.ipynb #ddf94d17
 def sampling_flops(n_problems: int, samples_per_problem: int, tokens_per_solution: float, params: float) -> float:
@@ -92,20 +95,23 @@ class BudgetPlan:
     "Samples per problem of each model ('wc', 'se') at each named SE budget, compute-matched on `match`."
     budgets: dict                # {"low": {"se": 1, "wc": 3}, ...}
     match: dict                  # the compute_matched_samples costs: p_wc/p_se or price_wc/price_se
-    basis: str                   # what the ratio is of, for titles: "parameters 27000M/9000M"
+    basis: str                   # what the ratio is of, for titles: "parameters 27B/9B = 3.00"
 
     @property
     def ratio(self) -> float: b = next(iter(self.budgets.values())); return b["wc"] / b["se"]
     def max_samples(self, m: str) -> int: return max(b[m] for b in self.budgets.values())
 
 # %% ../nbs/40_wc_vs_se.ipynb #a41fe334
+def _count(x: float) -> str: return f"{x / 1e9:.3g}B" if x >= 1e9 else f"{x / 1e6:.3g}M"
+
+
 def budget_plan(se_budgets: dict, p_wc: float | None = None, p_se: float | None = None, *,
                 price_wc: float | None = None, price_se: float | None = None) -> BudgetPlan:
     "The compute-matched `BudgetPlan` for SE samples per problem `se_budgets`, by prices if given, else parameters."
     if price_wc is not None or price_se is not None:
         match, basis = dict(price_wc=price_wc, price_se=price_se), f"price {price_se}/{price_wc}"
     else:
-        match, basis = dict(p_wc=p_wc, p_se=p_se), f"parameters {p_se / 1e6:.0f}M/{p_wc / 1e6:.0f}M"
+        match, basis = dict(p_wc=p_wc, p_se=p_se), f"parameters {_count(p_se)}/{_count(p_wc)} = {p_se / p_wc:.2f}"
     budgets = {b: {"se": int(s), "wc": compute_matched_samples(int(s), **match)} for b, s in se_budgets.items()}
     return BudgetPlan(budgets, match, basis)
 
@@ -113,10 +119,19 @@ def budget_plan(se_budgets: dict, p_wc: float | None = None, p_se: float | None 
 FEW_SHOT_STYLES = {
     "math": ("Problem:\n{question}\n\nSolution:\n", "{solution}\n\n\n"),
     "gsm8k": ("Question: {question}\nAnswer: ", "{solution}\n\n\n"),
+    "think": ("<|im_start|>user\n{question}<|im_end|>\n<|im_start|>assistant\n<|im_start|>think\n", ""),
 }
 FEW_SHOT_STOPS = ("\n\n\n", "Problem:", "Question:")
-ANSWER_LINES = {"math": "The final answer is $\\boxed{{{answer}}}$.", "gsm8k": "#### {answer}"}
+STYLE_STOPS = {"think": ()}          # a reasoner's turn ends at its end-of-turn token; "\n\n\n" is inside its answer
+ANSWER_LINES = {"math": "The final answer is $\\boxed{{{answer}}}$.", "gsm8k": "#### {answer}",
+                "think": "\\boxed{{{answer}}}"}
 _FINAL_LINE = re.compile(r"\\boxed\{|final answer is|^#### ", re.IGNORECASE | re.MULTILINE)
+
+
+def style_stops(style: str) -> tuple:
+    "The stop strings of a prompt style: `FEW_SHOT_STOPS`, none for `think` (the reasoner's end-of-turn token stops it)."
+    return STYLE_STOPS.get(style, FEW_SHOT_STOPS)
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #942cb5d0
 def shot_solution(shot: Problem, style: str = "math") -> str:
@@ -131,6 +146,9 @@ def few_shot_prompt(question: str, shots: Sequence[Problem] = (), style: str = "
     "A few-shot prompt: the worked `shots` (each a `Problem` with a `solution`), then `question` for the model to solve."
     if style not in FEW_SHOT_STYLES:
         raise ValueError(f"few_shot_prompt: unknown style {style!r}; choose from {sorted(FEW_SHOT_STYLES)}")
+    if style == "think" and shots:
+        raise ValueError("few_shot_prompt: style 'think' is zero-shot (the reasoners were trained on bare questions); "
+                         "use n_shots=0")
     head, tail = FEW_SHOT_STYLES[style]
     out = []
     for i, s in enumerate(shots):
@@ -177,6 +195,15 @@ def fit_to_context(backend: Backend, prompts: Sequence[str], sampling: Sampling,
 FEW_SHOT_SAMPLING = Sampling(temperature=0.7, max_tokens=512, stop=FEW_SHOT_STOPS, seed=0)
 
 
+def completion_text(backend: Backend, c, style: str = "math") -> str:
+    "A sample's text; for `think`, decoded from its token ids with special tokens kept (the answer marker), EOS dropped."
+    if style != "think" or not getattr(c, "token_ids", None): return c.text
+    ids = list(c.token_ids)
+    eos = getattr(backend.tokenizer, "eos_token_id", None)
+    if ids and eos is not None and ids[-1] == eos: ids = ids[:-1]
+    return backend.decode(ids, skip_special_tokens=False)
+
+
 def sample_few_shot(backend: Backend, problems: Sequence[Problem], sampling: Sampling = FEW_SHOT_SAMPLING, *,
                     shots: Sequence[Problem] = (), style: str = "math", desc: str | None = None) -> list:
     "`sampling.n` few-shot sampled solutions per problem (one engine call), each cut after its first final answer."
@@ -184,7 +211,8 @@ def sample_few_shot(backend: Backend, problems: Sequence[Problem], sampling: Sam
     sampling = fit_to_context(backend, prompts, sampling, desc or "sample_few_shot")
     if sampling.n > 1: backend.warm_prefix(prompts)     # the n samples of a prompt reuse its prefilled prefix
     outs = backend.generate(prompts, sampling, desc=desc)
-    return [[truncate_at_answer(c.text) for c in o] for o in outs]
+    return [[truncate_at_answer(completion_text(backend, c, style)) for c in o] for o in outs]
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #8294a670
 def grade_samples(problems: Sequence[Problem], samples: Sequence[Sequence[str]], kind: str = "math") -> list:
@@ -229,9 +257,20 @@ def diversity_at_k(samples: Sequence[Sequence[str]], correct: Sequence[Sequence[
     return sum(counts) / len(counts) if counts else 0.0
 
 # %% ../nbs/40_wc_vs_se.ipynb #53ade448
+_MARKERS = re.compile(r"<\|im_start\|>\w*\n?|<\|im_end\|>")
+
+
+def retract_steps(solution: str) -> str:
+    """`solution` without the steps it retracts: a blank-line-separated step followed by a step that starts with
+    'Wait' (the reasoners' re-check or correction, `36+8=45` then `Wait, 36+8=44`) is dropped; special markers go too."""
+    steps = _MARKERS.sub("\n\n", solution or "").split("\n\n")
+    keep = [s for i, s in enumerate(steps) if not (i + 1 < len(steps) and steps[i + 1].lstrip().lower().startswith("wait"))]
+    return "\n\n".join(s for s in keep if s.strip())
+
+
 def arithmetic_step_check(problem: Problem, solution: str) -> bool:
     "Ground-truth 'reasoning correct' for a generated arithmetic problem (the four rules above)."
-    eqs = equations(truncate_at_answer(solution))
+    eqs = equations(retract_steps(truncate_at_answer(solution)))
     if not eqs: return False
     allowed = question_numbers(problem.question)
     for lhs, value, rhs in eqs:
@@ -241,6 +280,7 @@ def arithmetic_step_check(problem: Problem, solution: str) -> bool:
     try: gold = float(problem.answer)
     except ValueError: return False
     return abs(eqs[-1][2] - gold) < 1e-9
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #3c937579
 @dataclass
@@ -361,6 +401,21 @@ def judge_agreement(a: Sequence[bool | None], b: Sequence[bool | None]) -> dict:
     kappa = (po - pe) / (1 - pe) if pe < 1 else None
     return dict(n=n, agreement=po, kappa=kappa, a_rejects=sum(not x for x, _ in pairs),
                 b_rejects=sum(not y for _, y in pairs))
+
+# %% ../nbs/40_wc_vs_se.ipynb #5baa8ce6
+class PRMJudge:
+    "A judge from a PRM: reasoning correct when the lowest step score of the solution is >= `threshold`."
+    def __init__(self, prm, threshold: float = 0.5):
+        self.prm, self.threshold, self.scores = prm, threshold, []
+
+    def __call__(self, items: Sequence[tuple]) -> list:
+        steps = [split_steps(_MARKERS.sub("\n\n", truncate_at_answer(s))) for _, s in items]
+        todo = [i for i, st in enumerate(steps) if st]
+        scored = self.prm.score([(items[i][0].question, steps[i]) for i in todo]) if todo else []
+        self.scores = [None] * len(items)
+        for i, sc in zip(todo, scored): self.scores[i] = list(sc)
+        return [None if sc is None or not sc else min(sc) >= self.threshold for sc in self.scores]
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #a015ea8b
 PARADIGMS = {("kd", "wc"): "knowledge distillation", ("kd", "se"): "knowledge distillation",
@@ -483,6 +538,8 @@ def check_wcse_config(cfg):
     "Value checks of a `WCSEConfig` that its types cannot express (run by its `__post_init__`)."
     for key in ("n_train", "n_test", "max_tokens", "eval_max_tokens", "batch_size", "sft_batch_size"):
         if getattr(cfg, key) < 1: cfg.fail(key, "an integer >= 1", getattr(cfg, key))
+    if cfg.prompt_style == "think" and cfg.n_shots:
+        cfg.fail("n_shots", "0 with prompt_style 'think' (the reasoners' zero-shot format)", cfg.n_shots)
     for key in ("n_shots", "judge_shots", "control_samples"):
         if getattr(cfg, key) < 0: cfg.fail(key, "an integer >= 0", getattr(cfg, key))
     if not cfg.se_budgets or min(cfg.se_budgets.values()) < 1:
@@ -510,57 +567,63 @@ def check_wcse_config(cfg):
 @dataclass(frozen=True)
 class WCSEConfig(PaperConfig):
     "The parameters of this notebook, typed (what each means: the `parameters` cell)."
-    model: str = "embedded"
-    se_model: str = "gemma3-270m"
-    kd_student: str | None = None
-    judge_model: str | None = "gemma3-270m"
+    model: str = "reasoner-m"
+    se_model: str = "reasoner-l"
+    kd_student: str | None = "reasoner-s"
+    judge_model: str | None = "prm:reasoner-prm"
     judge_chat: bool = False
     judge_shots: int = 2
     judge_mode: Literal["verdict", "reason"] = "verdict"
     judge_max_tokens: int | None = None
     judge_instruction: str | None = None
     hand_labels: str | None = None
-    train_data: str = "arithmetic-1"
+    train_data: str = "chain-4"
     train_split: str | None = None
-    test_data: str = "arithmetic-1"
+    test_data: str = "chain-4"
     test_split: str | None = None
     data_name: Literal["MATH", "GSM8K"] = "MATH"
-    prompt_style: Literal["math", "gsm8k"] = "math"
-    n_shots: int = 4
-    n_train: int = 12
-    n_test: int = 8
+    prompt_style: Literal["auto", "math", "gsm8k", "think"] = "auto"
+    n_shots: int | None = None
+    n_train: int = 100
+    n_test: int = 200
     p_wc: float | None = None
     p_se: float | None = None
     price_wc: float | None = None
     price_se: float | None = None
     se_budgets: dict[str, int] = field(default_factory=lambda: {"low": 1, "high": 3})
     temperature: float = 0.7
-    max_tokens: int = 48
-    fpr_limit: int | None = 32
-    students: list[STUDENT] = field(default_factory=lambda: ["wc", "se"])
+    max_tokens: int = 96
+    fpr_limit: int | None = 500
+    students: list[STUDENT] = field(default_factory=lambda: ["kd", "wc", "se"])
     finetune_budgets: list[str] = field(default_factory=lambda: ["high"])
     control_samples: int = 1
-    control_students: list[STUDENT] = field(default_factory=lambda: ["wc"])
-    sft_steps: int = 2
+    control_students: list[STUDENT] = field(default_factory=lambda: ["kd"])
+    sft_steps: int = -1
     sft_epochs: float = 1
-    sft_lr: float = 1e-5
-    sft_batch_size: int = 8
-    train_settings: dict[str, dict[str, Any]] = field(default_factory=dict)
-    eval_k: list[int] = field(default_factory=lambda: [1, 4])
-    eval_max_tokens: int = 48
-    batch_size: int = 64
+    sft_lr: float = 2e-4
+    sft_batch_size: int = 32
+    train_settings: dict[str, dict[str, Any]] = field(default_factory=lambda: {s: {"precision": "fp32"} for s in ("kd", "wc", "se")})
+    eval_k: list[int] = field(default_factory=lambda: [1])
+    eval_max_tokens: int = 96
+    batch_size: int = 256
     eval_engine: Literal["hf", "vllm"] = "hf"
 
-    def __post_init__(self): check_wcse_config(self)
+    def __post_init__(self):
+        if self.prompt_style == "auto":          # the reasoners' native format when both samplers are reasoners
+            both = all("reasoner-" in str(m) for m in (self.model, self.se_model))
+            object.__setattr__(self, "prompt_style", "think" if both else "math")
+        if self.n_shots is None: object.__setattr__(self, "n_shots", 0 if self.prompt_style == "think" else 4)
+        check_wcse_config(self)
 
 # %% ../nbs/40_wc_vs_se.ipynb #27d68997
 @patch(as_prop=True)
-def arithmetic(self: WCSEConfig) -> bool: return str(self.train_data).startswith("arithmetic")
+def arithmetic(self: WCSEConfig) -> bool: return str(self.train_data).startswith(("arithmetic", "chain"))
 @patch(as_prop=True)
 def kind(self: WCSEConfig) -> str: return "gsm8k" if self.prompt_style == "gsm8k" else "math"
 @patch(as_prop=True)
 def data_sampling(self: WCSEConfig) -> Sampling:
-    return Sampling(temperature=self.temperature, max_tokens=self.max_tokens, stop=FEW_SHOT_STOPS, seed=self.seed)
+    return Sampling(temperature=self.temperature, max_tokens=self.max_tokens, stop=style_stops(self.prompt_style),
+                    seed=self.seed)
 @patch(as_prop=True)
 def eval_sampling(self: WCSEConfig) -> Sampling: return replace(self.data_sampling, max_tokens=self.eval_max_tokens)
 @patch(as_prop=True)
@@ -580,8 +643,11 @@ class WCSEData:
 
 # %% ../nbs/40_wc_vs_se.ipynb #45207238
 def _problems(name: str, split: str | None, n: int, seed: int) -> list:
-    "`arithmetic-<level>` generated with `seed`, else the first `n` rows of a benchmark, file or Hub id."
+    "`arithmetic-<level>` / `chain-<level>` generated with `seed`, else the first `n` rows of a benchmark, file or Hub id."
     if str(name).startswith("arithmetic"): return load_benchmark(name, limit=n, seed=seed)
+    if m := re.fullmatch(r"chain-(\d+)", str(name)):       # the reasoners' chain problems (nbs/08_reasoners.ipynb)
+        from reasonbook.reasoners import chain_dataset
+        return chain_dataset(n, int(m.group(1)), seed=seed)
     return load_benchmark(name, split=split, limit=n)
 
 
@@ -633,29 +699,93 @@ def sampling_metrics(sets: dict, plan: BudgetPlan, n_problems: int) -> dict:
                 accuracy={m: sets[m].accuracy for m in ("wc", "se")})
 
 # %% ../nbs/40_wc_vs_se.ipynb #33fafd75
-def wcse_judge(backend: Backend | None, cfg: WCSEConfig, shots: Sequence[Problem]) -> LLMJudge | None:
-    "The LLM judge of `cfg` on `backend` (few-shot examples from the shots on arithmetic data); None without a backend."
+def wcse_judge(backend, cfg: WCSEConfig, shots: Sequence[Problem]):
+    "The judge of `cfg` on `backend`: a `PRMJudge` for a PRM, else an `LLMJudge` (few-shot on arithmetic data); None without one."
     if backend is None: return None
+    if hasattr(backend, "score") and not hasattr(backend, "generate"): return PRMJudge(backend)
     return LLMJudge(backend, judge_examples(shots, cfg.judge_shots) if cfg.arithmetic else [], chat=cfg.judge_chat,
                     mode=cfg.judge_mode, instruction=cfg.judge_instruction, max_tokens=cfg.judge_max_tokens)
 
+
+@contextmanager
+def open_judge(cfg: WCSEConfig, store=None):
+    "The judge model of `cfg` for the `with` block: a PRM (`prm:<name>`, tracked as role 'judge'), a backend, or None."
+    spec = cfg.judge_model
+    if not spec: yield None; return
+    if str(spec).startswith("prm:"):
+        from reasonbook.prm import load_prm
+        with ENGINES.track("judge", spec, {}):
+            prm = load_prm(spec.split(":", 1)[1])
+            try: yield prm
+            finally: prm.close()
+        return
+    with cfg.open_backend("judge", spec, store, batch_size=cfg.batch_size) as be: yield be
+
+
 # %% ../nbs/40_wc_vs_se.ipynb #f925cb78
+def _ratio(m) -> float:
+    "sum(first column) / sum(second): false positives over judged solutions of a set of problems (nan if none judged)."
+    return m[:, 0].sum() / m[:, 1].sum() if m[:, 1].sum() else float("nan")
+
+
+def fpr_counts(problems: Sequence[Problem], res: FPRResult) -> tuple:
+    "Per problem: false positives and judged solutions of an `FPRResult` (the problem is the resampling unit)."
+    idx = {p.id: i for i, p in enumerate(problems)}
+    fp, n = [0] * len(problems), [0] * len(problems)
+    for (pid, _), v in zip(res.items, res.verdicts):
+        if v is None: continue
+        n[idx[pid]] += 1; fp[idx[pid]] += v is False
+    return fp, n
+
+
+def fpr_ci(fp: Sequence[int], n: Sequence[int]) -> Estimate:
+    "The FPR (false positives / judged, pooled) with its 95% bootstrap interval over problems."
+    return bootstrap(np.stack([np.asarray(fp, float), np.asarray(n, float)], axis=1), _ratio)
+
+
+def _kappa(m) -> float:
+    po, pa, pb = float(np.mean(m[:, 0] == m[:, 1])), float(m[:, 0].mean()), float(m[:, 1].mean())
+    pe = pa * pb + (1 - pa) * (1 - pb)
+    return (po - pe) / (1 - pe) if pe < 1 else float("nan")
+
+
+def kappa_ci(a: Sequence[bool | None], b: Sequence[bool | None]) -> Estimate | None:
+    "Cohen's kappa of two judges with its 95% bootstrap interval over the solutions both judged (None if none)."
+    pairs = [(float(x), float(y)) for x, y in zip(a, b) if x is not None and y is not None]
+    return bootstrap(np.array(pairs), _kappa, unit="solutions") if pairs else None
+
+
 def quality_row(cfg: WCSEConfig, problems: Sequence[Problem], sset: SampleSet, k: int, judge=None) -> dict:
-    "Data quality of the first `k` samples of `sset`: accuracy, coverage, diversity, FPR (step checker, judge)."
+    """Data quality of the first `k` samples of `sset`: accuracy, coverage, diversity, FPR (step checker, judge), each
+    with its 95% interval over problems (`_lo`, `_hi`), and the per-problem values (`pp_*`) for paired differences."""
     s_k, c_k = sset.first(k)
     kept = final_answer_filter(s_k, c_k)
+    cov = [float(any(c)) for c in c_k]
+    div = [float(len({solution_key(s) for s, ok in zip(ss, cc) if ok})) for ss, cc in zip(s_k, c_k)]
     row = dict(k=k, accuracy=float(np.mean(c_k)), coverage=coverage_at_k(c_k, k, "first_k"),
                diversity=diversity_at_k(s_k, c_k, k), correct_solutions=sum(map(len, kept)))
+    for col, pp in (("coverage", cov), ("diversity", div)):
+        e = mean_ci(pp); row[f"{col}_lo"], row[f"{col}_hi"], row[f"pp_{col}"] = e.lo, e.hi, pp
     fpr = lambda j: false_positive_rate(problems, kept, j, limit=cfg.fpr_limit, seed=cfg.seed)
     truth = fpr(step_check_judge) if cfg.arithmetic else None
     row["fpr_step_check"] = None if truth is None else truth.fpr
+    if truth is not None:
+        fp, n = fpr_counts(problems, truth)
+        e = fpr_ci(fp, n)
+        row.update(fpr_step_check_lo=e.lo, fpr_step_check_hi=e.hi, pp_fp=fp, pp_judged=n)
     if judge is not None:
         jr = fpr(judge)
         row["fpr_judge"], row["judge_unparsed"], row["judge_rejects"] = jr.fpr, jr.n_unparsed, jr.n_false_positive
+        fp, n = fpr_counts(problems, jr)
+        e = fpr_ci(fp, n)
+        row.update(fpr_judge_lo=e.lo, fpr_judge_hi=e.hi, pp_fp_judge=fp, pp_judged_judge=n)
         if truth is not None:
             ag = judge_agreement(jr.verdicts, truth.verdicts)
             row["judge_agreement"], row["judge_kappa"] = ag["agreement"], ag["kappa"]
+            kc = kappa_ci(jr.verdicts, truth.verdicts)
+            row["judge_kappa_lo"], row["judge_kappa_hi"] = (None, None) if kc is None else (kc.lo, kc.hi)
     return row
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #b5fdf94c
 def run_data_quality(judge_backend: Backend | None, cfg: WCSEConfig, data: WCSEData, sets: dict,
@@ -681,6 +811,46 @@ def table_records(table: pd.DataFrame) -> list:
     return [{k: None if isinstance(v, float) and math.isnan(v) else v for k, v in r.items()}
             for r in table.to_dict("records")]
 
+# %% ../nbs/40_wc_vs_se.ipynb #8257cbab
+QUALITY_EFFECTS = {"coverage": "coverage@k", "diversity": "diversity@k", "fpr_step_check": "FPR (step checker)",
+                   "fpr_judge": "FPR (judge)"}
+
+
+def quality_gap(quality: pd.DataFrame, budget: str, col: str) -> Estimate | None:
+    """WC minus SE of `col` at `budget`, with its 95% interval from a paired bootstrap over the training problems
+    (both models sampled the same problems); FPRs as pooled ratios. None when a column is missing."""
+    recs = quality if isinstance(quality, list) else table_records(quality)
+    r = {m: next((x for x in recs if x["budget"] == budget and x["model"] == m), None) for m in ("WC", "SE")}
+    if r["WC"] is None or r["SE"] is None: return None
+    if col in ("coverage", "diversity"): return paired_diff(r["WC"][f"pp_{col}"], r["SE"][f"pp_{col}"])
+    sfx = "" if col == "fpr_step_check" else "_judge"
+    if r["WC"].get(f"pp_fp{sfx}") is None or r["SE"].get(f"pp_fp{sfx}") is None: return None
+    m = np.stack([np.asarray(r[x][k], float) for x in ("WC", "SE") for k in (f"pp_fp{sfx}", f"pp_judged{sfx}")], axis=1)
+    return bootstrap(m, lambda a: _ratio(a[:, :2]) - _ratio(a[:, 2:]))
+
+
+def quality_effects(quality: pd.DataFrame, cfg: WCSEConfig, figure: str | None = None) -> list:
+    "The data-quality effects as `reasonbook.stats.effect_record` rows: WC-SE coverage, diversity, FPR per budget."
+    pq, out = PAPER[cfg.data_name], []
+    fpr_col = "fpr_step_check" if cfg.arithmetic else "fpr_judge"
+    for b in dict.fromkeys(quality.budget):
+        pb = b if b in ("low", "high") else "high"
+        for col, paper in (("coverage", f"+{pq['coverage'][pb]}% (relative)"), ("diversity", f"+{pq['diversity'][pb]}% (relative)"),
+                           (fpr_col, f"+{pq['fpr']} pts")):
+            e = quality_gap(quality, b, col)
+            if e is not None:
+                out.append(effect_record(f"{QUALITY_EFFECTS[col]} WC-SE, {b} budget (absolute)", e, paper=paper,
+                                         direction="+", figure=figure))
+    return out
+
+
+def shown(e: Estimate | None, direction: str = "+") -> str:
+    "Whether a gap shows the paper's direction: its 95% interval is on that side of 0."
+    if e is None or not np.isfinite(e.lo): return "n/a"
+    ok = e.lo > 0 if direction == "+" else e.hi < 0
+    return "appeared" if ok else "did not appear"
+
+
 # %% ../nbs/40_wc_vs_se.ipynb #1d3edff8
 def model_family_note(wc: str, se: str) -> str | None:
     "A warning for titles when WC and SE are not from one model family (the paper's pairs are), else None."
@@ -688,25 +858,38 @@ def model_family_note(wc: str, se: str) -> str | None:
     return None if fam(wc) == fam(se) else "WC and SE from different model families (not the paper's same-family pair)"
 
 # %% ../nbs/40_wc_vs_se.ipynb #27fff295
-def _bar_pair(ax, rows: list, col: str, ylabel: str, paper_rel: str, plan: BudgetPlan, names: dict, gap="relative"):
-    "WC and SE bars of `col` per budget, with our gap and the paper's in the title."
+def _fmt_gap(e: Estimate | None, col: str) -> str:
+    if e is None: return "n/a"
+    return e.points(100) + " pts" if col != "diversity" else f"{e.value:+.2f} [{e.lo:+.2f}, {e.hi:+.2f}]"
+
+
+def _bar_pair(ax, rows: list, col: str, ylabel: str, paper_rel: str, plan: BudgetPlan, names: dict, gap="relative",
+              quality: pd.DataFrame | None = None):
+    """WC and SE bars of `col` per budget with 95% intervals over problems (`{col}_lo`/`_hi`), and in the title our
+    WC-SE gap (paired interval over problems, whether the paper's direction appeared) beside the paper's."""
     bs, x = list(plan.budgets), np.arange(len(plan.budgets))
-    val = lambda b, m: next((r[col] for r in rows if r["budget"] == b and r["model"] == m), None)
+    val = lambda b, m, c=col: next((r.get(c) for r in rows if r["budget"] == b and r["model"] == m), None)
     for i, m in enumerate(("WC", "SE")):
         v = [np.nan if val(b, m) is None else val(b, m) for b in bs]
-        bars = ax.bar(x + (i - 0.5) * 0.38, v, 0.38, label=f"{m}: {names[m.lower()]}")
-        for rect, y in zip(bars, v):
-            if not np.isnan(y): ax.annotate(f"{y:.2f}", (rect.get_x() + rect.get_width() / 2, y), ha="center",
+        err = np.array([[0 if val(b, m, f"{col}_lo") is None or np.isnan(y) else y - val(b, m, f"{col}_lo") for b, y in zip(bs, v)],
+                        [0 if val(b, m, f"{col}_hi") is None or np.isnan(y) else val(b, m, f"{col}_hi") - y for b, y in zip(bs, v)]])
+        bars = ax.bar(x + (i - 0.5) * 0.38, v, 0.38, yerr=err, capsize=3, error_kw=dict(lw=0.8),
+                      label=f"{m}: {names[m.lower()]}")
+        for rect, y, hi in zip(bars, v, err[1]):
+            if not np.isnan(y): ax.annotate(f"{y:.2f}", (rect.get_x() + rect.get_width() / 2, y + hi), ha="center",
                                             va="bottom", fontsize=7)
     ax.set_xticks(x, [f"{b}\nSE {plan.budgets[b]['se']} vs WC {plan.budgets[b]['wc']}" for b in bs])
     ax.set_ylabel(ylabel)
     ours = []
     for b in bs:
         w, s = val(b, "WC"), val(b, "SE")
-        if gap == "relative": g = relative_gain(w, s); ours.append("n/a" if g is None else f"{g:+.0f}%")
+        e = quality_gap(quality, b, col) if quality is not None else None
+        if e is not None: ours.append(f"{b} {_fmt_gap(e, col)} ({shown(e)})")
+        elif gap == "relative": g = relative_gain(w, s); ours.append("n/a" if g is None else f"{g:+.0f}%")
         else: ours.append("n/a" if w is None or s is None else f"{100 * (w - s):+.0f} pts")
     ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.2))
-    ax.set_title(f"{ylabel}\nWC-SE ({gap}): ours {', '.join(ours)} | paper {paper_rel}", fontsize=8)
+    ax.set_title(f"{ylabel}\nWC-SE ours (paired 95% interval):\n" + "\n".join(ours) + f"\npaper: {paper_rel}", fontsize=7)
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #471f757d
 def judge_summary(rows: list) -> str:
@@ -717,7 +900,9 @@ def judge_summary(rows: list) -> str:
     rej = sum(r.get("judge_rejects") or 0 for r in rows)
     judged = sum(r.get("correct_solutions") or 0 for r in rows)
     if ag is None: return "judge vs step checker: n/a"
-    return (f"judge vs step checker: agreement {ag:.2f}, Cohen's kappa {'n/a' if ka is None else f'{ka:.2f}'}"
+    kis = [(r["judge_kappa_lo"], r["judge_kappa_hi"]) for r in rows if r.get("judge_kappa_lo") is not None]
+    kci = "" if not kis else " (per row: " + ", ".join(f"[{lo:.2f}, {hi:.2f}]" for lo, hi in kis) + ")"
+    return (f"judge vs step checker: agreement {ag:.2f}, Cohen's kappa {'n/a' if ka is None else f'{ka:.2f}'}{kci}"
             f" (judge rejected {rej} of <= {judged} solutions)")
 
 
@@ -725,18 +910,21 @@ def judge_summary(rows: list) -> str:
 def plot_data_quality(quality: pd.DataFrame, plan: BudgetPlan, cfg: WCSEConfig, names: dict) -> plt.Figure:
     "The data-quality figure: coverage, diversity and FPR of WC and SE per budget, beside the paper's gaps."
     rows, pq, fpr_col = table_records(quality), PAPER[cfg.data_name], "fpr_step_check" if cfg.arithmetic else "fpr_judge"
-    fig, axes = plt.subplots(1, 3, figsize=(13, 4.4))
+    fig, axes = plt.subplots(1, 3, figsize=(15, 5.8))
     for ax, col, label in zip(axes, ("coverage", "diversity"), ("coverage@k", "diversity@k (unique correct / problem)")):
-        _bar_pair(ax, rows, col, label, f"+{pq[col]['low']}%, +{pq[col]['high']}%", plan, names)
+        _bar_pair(ax, rows, col, label, f"+{pq[col]['low']}%, +{pq[col]['high']}% (relative)", plan, names, quality=quality)
     _bar_pair(axes[2], rows, fpr_col, "false positive rate" + (" (step checker)" if cfg.arithmetic else " (LLM judge)"),
               f"+{pq['fpr']} pts ({PAPER['fpr_human']['wc']}% vs {PAPER['fpr_human']['se']}% human)", plan, names,
-              gap="absolute")
+              gap="absolute", quality=quality)
     if cfg.judge_model and cfg.arithmetic:
-        _j = [f"{r['budget']} {r['model']} {r['fpr_judge']:.2f}" for r in rows if r.get("fpr_judge") is not None]
-        axes[2].text(0.02, 0.97, f"LLM judge ({cfg.judge_model}) FPR: " + ", ".join(_j) + "\n" + judge_summary(rows),
-                     transform=axes[2].transAxes, va="top", fontsize=6.5)
+        _j = [f"{r['budget']} {r['model']} {r['fpr_judge']:.2f} [{r['fpr_judge_lo']:.2f}, {r['fpr_judge_hi']:.2f}]"
+              for r in rows if r.get("fpr_judge") is not None and r.get("fpr_judge_lo") is not None]
+        import textwrap
+        axes[2].text(0.02, 0.97, f"judge ({cfg.judge_model}) FPR:\n" + "\n".join(_j) + "\n"
+                     + textwrap.fill(judge_summary(rows), 70), transform=axes[2].transAxes, va="top", fontsize=6)
     axes[0].legend(loc="upper left", fontsize=7)
-    fig.suptitle(figure_title(f"Data quality at matched compute ({cfg.train_data}, ratio {plan.ratio:g}: {plan.basis})",
+    fig.suptitle(figure_title(f"Data quality at matched compute ({cfg.train_data}, {len(rows and rows[0].get('pp_coverage') or [])} problems, "
+                              f"WC/SE samples {plan.ratio:g}: {plan.basis}); bars: 95% bootstrap intervals over problems",
                               cfg.profile, f"WC {names['wc']} vs SE {names['se']}",
                               extra=model_family_note(names["wc"], names["se"])), fontsize=9)
     fig.tight_layout()
@@ -764,7 +952,7 @@ def run_base_eval(backend: Backend, cfg: WCSEConfig, data: WCSEData) -> dict:
     students are evaluated with, so the gap to them is what SFT changed) and `few_shot` (the data-sampling prompt)."""
     ev = lambda shots: evaluate_student(backend, data.test, cfg.eval_sampling, cfg.eval_k, shots=shots,
                                         style=cfg.prompt_style, kind=cfg.kind)
-    return {"zero_shot": ev(()), "few_shot": ev(data.shots)}
+    return {"zero_shot": ev(()), "few_shot": ev(data.shots) if data.shots else None}     # zero-shot styles: one
 
 # %% ../nbs/40_wc_vs_se.ipynb #10bcdb6b
 def _finetune_one(finetune, cache, cfg, data, name, student, rows, store) -> dict:
@@ -839,47 +1027,58 @@ def _finetune_panel(ax, rows: list, base_eval: dict, cfg: WCSEConfig, names: dic
             for i, src in enumerate(("WC", "SE")):
                 r = pick(st, b, src)
                 v = np.nan if r is None else r["pass@1"]
-                rect = ax.bar(x0 + (i - 0.5) * 0.38, v, 0.38, color="C0" if src == "WC" else "C1",
-                              label=f"fine-tuned on {src} data" if x0 == 0 else None)[0]
-                if r is not None: ax.annotate(f"{v:.2f}", (rect.get_x() + rect.get_width() / 2, v), ha="center", va="bottom", fontsize=7)
+                e = mean_ci(r["per_problem"]) if r is not None and r.get("per_problem") else None
+                err = None if e is None else [[v - e.lo], [e.hi - v]]
+                rect = ax.bar(x0 + (i - 0.5) * 0.38, v, 0.38, color="C0" if src == "WC" else "C1", yerr=err, capsize=3,
+                              error_kw=dict(lw=0.8), label=f"fine-tuned on {src} data" if x0 == 0 else None)[0]
+                if r is not None: ax.annotate(f"{v:.2f}", (rect.get_x() + rect.get_width() / 2, v if e is None else e.hi),
+                                              ha="center", va="bottom", fontsize=7)
             base = base_eval.get(st) or {}
             for mode, style, color, lab in (("zero_shot", ":", "k", "base model, zero-shot (the prompt after SFT)"),
                                             ("few_shot", "--", "0.55", "base model, few-shot (the sampling prompt)")):
                 if (base.get(mode) or {}).get("pass@1") is not None:
                     ax.hlines(base[mode]["pass@1"], x0 - 0.4, x0 + 0.4, colors=color, linestyles=style,
                               label=lab if x0 == 0 else None)
+                    if base[mode].get("per_problem"):         # its 95% interval over test problems, shaded
+                        be_ = mean_ci(base[mode]["per_problem"])
+                        ax.fill_between([x0 - 0.4, x0 + 0.4], be_.lo, be_.hi, color=color, alpha=0.12, lw=0, zorder=3)
             ours = gap_text(pick(st, b, "WC"), pick(st, b, "SE"))
+            ours += f" ({shown(finetune_gap(pick(st, b, 'WC'), pick(st, b, 'SE')))})"
             labels.append(f"{STUDENT_ROLES[st].split(' (')[0]}\n{ {'wc': names['wc'], 'se': names['se']}.get(st, cfg.kd_student)}, {b}\n"
-                          f"ours {ours} | paper +{pf[st].get(b, pf[st]['high'])}%")
+                          f"ours {ours}\npaper +{pf[st].get(b, pf[st]['high'])}%")
             x0 += 1
     ax.set_xticks(range(len(labels)), labels, fontsize=7)
     ax.set_ylabel(f"pass@1 on {cfg.test_data} (T={cfg.temperature})")
-    ax.set_title("Fine-tuned pass@1: WC vs SE data (ours: absolute points, 95% interval over test problems; paper: as printed)" +
+    ax.set_title("Fine-tuned pass@1: WC vs SE data (bars, bands and gaps: 95% bootstrap intervals over test problems;\n"
+                 "ours: absolute points, paired; paper: as printed; (appeared) = interval above 0)" +
                  ("" if "kd" in students_to_run(cfg) else "\nknowledge distillation not run: no third model (kd_student)"), fontsize=8)
     ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.15))
-    ax.legend(fontsize=7, loc="best")
+    ax.legend(fontsize=7, loc="lower left")
 
 # %% ../nbs/40_wc_vs_se.ipynb #936bf95a
 def _control_panel(ax, control: list, cfg: WCSEConfig):
     "Number-matched control: pass@1 on WC vs SE data at the same samples per problem."
     for i, src in enumerate(("WC", "SE")):
-        v = [c["pass@1"] for c in control if c["data"] == src]
-        bars = ax.bar(np.arange(len(v)) + (i - 0.5) * 0.38, v, 0.38, color="C0" if src == "WC" else "C1", label=f"{src} data")
-        for rect, y in zip(bars, v): ax.annotate(f"{y:.2f}", (rect.get_x() + rect.get_width() / 2, y), ha="center", va="bottom", fontsize=7)
+        cs = [c for c in control if c["data"] == src]
+        v = [c["pass@1"] for c in cs]
+        es = [mean_ci(c["per_problem"]) if c.get("per_problem") else Estimate(y, y, y, 0) for c, y in zip(cs, v)]
+        bars = ax.bar(np.arange(len(v)) + (i - 0.5) * 0.38, v, 0.38, color="C0" if src == "WC" else "C1", label=f"{src} data",
+                      yerr=yerr(es) if es else None, capsize=3, error_kw=dict(lw=0.8))
+        for rect, e in zip(bars, es): ax.annotate(f"{e.value:.2f}", (rect.get_x() + rect.get_width() / 2, e.hi), ha="center", va="bottom", fontsize=7)
     students = list(dict.fromkeys(c["student"] for c in control))
     ax.set_xticks(range(len(students)), [STUDENT_ROLES[s].split(" (")[0] for s in students], fontsize=7)
-    gaps = [gap_text(w, s) for w in control for s in control
+    gaps = [gap_text(w, s) + f" ({'SE wins: ' + shown(finetune_gap(w, s), '-')})" for w in control for s in control
             if w["student"] == s["student"] and w["data"] == "WC" and s["data"] == "SE"]
     ax.set_title(f"Number-matched control: {cfg.control_samples} sample(s)/problem each\n"
-                 f"WC-SE pass@1: ours {', '.join(gaps) or 'n/a'} | paper: SE data wins", fontsize=8)
+                 f"WC-SE pass@1: ours {', '.join(gaps) or 'n/a'}\npaper: SE data wins; 95% intervals over test problems", fontsize=7)
     ax.set_ylim(bottom=0, top=max(0.05, ax.get_ylim()[1] * 1.15))
-    ax.set_ylabel("pass@1"); ax.legend(fontsize=7)
+    ax.set_ylabel("pass@1"); ax.legend(fontsize=7, loc="lower left")
 
 # %% ../nbs/40_wc_vs_se.ipynb #42b91c24
 def plot_finetuning(finetune: pd.DataFrame, base_eval: dict, control: pd.DataFrame, cfg: WCSEConfig,
                     names: dict) -> plt.Figure:
     "The fine-tuning figure: pass@1 after SFT on WC vs SE data per paradigm, and the number-matched control."
-    fig, axes = plt.subplots(1, 2, figsize=(12, 4.4), gridspec_kw=dict(width_ratios=[max(1, len(students_to_run(cfg))), 1]))
+    fig, axes = plt.subplots(1, 2, figsize=(14, 5.2), gridspec_kw=dict(width_ratios=[max(1, len(students_to_run(cfg))), 1]))
     _finetune_panel(axes[0], table_records(finetune), base_eval, cfg, names)
     _control_panel(axes[1], table_records(control), cfg)
     fig.suptitle(figure_title(f"Fine-tuning on compute-matched data ({cfg.train_data} -> {cfg.test_data})", cfg.profile,
@@ -887,6 +1086,29 @@ def plot_finetuning(finetune: pd.DataFrame, base_eval: dict, control: pd.DataFra
                  fontsize=9)
     fig.tight_layout()
     return fig
+
+# %% ../nbs/40_wc_vs_se.ipynb #6a48f680
+def finetune_effects(finetune: pd.DataFrame, control: pd.DataFrame, cfg: WCSEConfig, figure: str | None = None) -> list:
+    "The fine-tuning effects as `effect_record` rows: WC-SE data per student and budget (+), the control (- : SE wins)."
+    out, ft, ctl = [], table_records(finetune), table_records(control)
+    pf = PAPER[cfg.data_name]["finetune"]
+    for w in ft:
+        if w["data"] != "WC": continue
+        s = next((g for g in ft if g["student"] == w["student"] and g["budget"] == w["budget"] and g["data"] == "SE"), None)
+        e = finetune_gap(w, s)
+        if e is not None:
+            out.append(effect_record(f"fine-tuned pass@1 WC-SE data, {STUDENT_ROLES[w['student']]}, {w['budget']}", e,
+                                     paper=f"+{pf[w['student']].get(w['budget'], pf[w['student']]['high'])}% (as printed)",
+                                     direction="+", figure=figure))
+    for w in ctl:
+        if w["data"] != "WC": continue
+        s = next((g for g in ctl if g["student"] == w["student"] and g["data"] == "SE"), None)
+        e = finetune_gap(w, s)
+        if e is not None:
+            out.append(effect_record(f"number-matched control ({cfg.control_samples}/problem) WC-SE data, "
+                                     f"{STUDENT_ROLES[w['student']]}", e, paper="< 0 (SE wins)", direction="-", figure=figure))
+    return out
+
 
 # %% ../nbs/40_wc_vs_se.ipynb #058aca74
 def _quality_rows(quality: list, cfg: WCSEConfig) -> list:
@@ -899,11 +1121,15 @@ def _quality_rows(quality: list, cfg: WCSEConfig) -> list:
             g = relative_gain(q(b, "WC", col), q(b, "SE", col))
             out.append(dict(what=f"{col}@k WC-SE, {b} budget (relative %)", paper=PAPER[cfg.data_name][col][pb],
                             ours=None if g is None else round(g, 1),
-                            note=f"WC {q(b, 'WC', col):.2f} vs SE {q(b, 'SE', col):.2f}"))
+                            note=f"WC {q(b, 'WC', col):.2f} vs SE {q(b, 'SE', col):.2f}; absolute gap "
+                                 f"{_fmt_gap(quality_gap(quality, b, col), col)} (paired, 95% over problems): "
+                                 f"paper's direction {shown(quality_gap(quality, b, col))}"))
         wf, sf = q(b, "WC", fpr_col), q(b, "SE", fpr_col)
         out.append(dict(what=f"FPR WC-SE, {b} budget (absolute points)", paper=PAPER[cfg.data_name]["fpr"],
                         ours=None if wf is None or sf is None else round(100 * (wf - sf), 1),
-                        note=f"{fpr_col}: WC {wf} vs SE {sf}; paper MATH human: 24% vs 17%"))
+                        note=f"{fpr_col}: WC {wf} vs SE {sf}; gap {_fmt_gap(quality_gap(quality, b, fpr_col), fpr_col)} "
+                             f"(95% over problems): paper's direction {shown(quality_gap(quality, b, fpr_col))}; "
+                             "paper MATH human: 24% vs 17%"))
     if cfg.judge_model and cfg.arithmetic:
         ag = [r.get("judge_agreement") for r in quality if r.get("judge_agreement") is not None]
         ka = [r.get("judge_kappa") for r in quality if r.get("judge_kappa") is not None]
@@ -928,7 +1154,7 @@ def _finetune_rows(finetune: list, control: list, cfg: WCSEConfig) -> list:
         rel = relative_gain(f["pass@1"], s["pass@1"])
         out.append(dict(what=f"fine-tuned pass@1 WC-SE data, {STUDENT_ROLES[f['student']]}, {f['budget']}",
                         paper=PAPER[cfg.data_name]["finetune"][f["student"]][pb], ours=round(100 * (f["pass@1"] - s["pass@1"]), 1),
-                        mixed_units=True, note=f"ours: absolute points {gap_text(f, s)}; relative {'n/a' if rel is None else f'{rel:+.0f}%'}; "
+                        mixed_units=True, note=f"ours: absolute points {gap_text(f, s)} ({shown(finetune_gap(f, s))}); relative {'n/a' if rel is None else f'{rel:+.0f}%'}; "
                                                "paper: % as printed (relative or absolute), so no diff"))
     for st in dict.fromkeys(c["student"] for c in control):
         w = next((c for c in control if c["student"] == st and c["data"] == "WC"), None)
@@ -936,7 +1162,7 @@ def _finetune_rows(finetune: list, control: list, cfg: WCSEConfig) -> list:
         if w and s:
             out.append(dict(what=f"number-matched control ({cfg.control_samples}/problem), {STUDENT_ROLES[st]}: WC-SE pass@1",
                             paper="< 0 (SE wins)", ours=round(100 * (w["pass@1"] - s["pass@1"]), 1),
-                            note=f"absolute points {gap_text(w, s)}"))
+                            note=f"absolute points {gap_text(w, s)} (SE wins: {shown(finetune_gap(w, s), '-')})"))
     return out
 
 # %% ../nbs/40_wc_vs_se.ipynb #cbfe1f57
