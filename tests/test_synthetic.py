@@ -30,6 +30,17 @@ from conftest import ROOT
 # correct answer with the probability of the LAST such tag in the prompt. Under Best-of-K the true value of the
 # prefix is 1 − (1 − p)^K.
 
+
+# The scripted tests run with the small settings of the old arithmetic smoke profile; the notebook's parameters cell
+# (and SyntheticConfig's defaults) hold the reasoner smoke profile.
+OLD = dict(model="embedded", seed_problems="arithmetic", test_set="arithmetic", level=2, data_sizes=[2, 4, 8], n_test=10,
+           max_tokens=56, sft_epochs=1, sft_lr=1e-4, batch_size=8, dpo_lr=1e-5, dpo_epochs=1, min_steps=0,
+           rollout_max_tokens=48, n_boot=500, cpu_threads=None)
+
+
+def _cfg(**kw):
+    return S.SyntheticConfig(**{**OLD, **kw})
+
 def env(prompt, j):
     p = float(re.findall(r"\[p=([0-9.]+)\]", prompt)[-1])
     u = random.Random(zlib.crc32(f"{prompt}|{j}".encode())).random()
@@ -213,7 +224,7 @@ def _problems(n):
 
 
 def test_every_run_and_plot_function_on_a_scripted_lab():
-    cfg = S.SyntheticConfig(data_sizes=[2, 4], n_test=3, pass_k=2, n_boot=20, betas=[0.1, 0.5], self_explore=True)
+    cfg = _cfg(data_sizes=[2, 4], n_test=3, pass_k=2, n_boot=20, betas=[0.1, 0.5], self_explore=True)
     P = _problems(7)
     D, test = P[:4], P[4:]
     lab = scripted_lab()
@@ -255,7 +266,7 @@ def test_every_run_and_plot_function_on_a_scripted_lab():
 
 def test_a_method_without_training_data_is_pi_sft():
     "No correct samples: RFT has only D_syn's rows (or none); no negatives: both DPO variants are π_sft."
-    cfg = S.SyntheticConfig(data_sizes=[2, 4], n_test=2, pass_k=0, rft_include_syn=False, betas=[0.1, 0.5])
+    cfg = _cfg(data_sizes=[2, 4], n_test=2, pass_k=0, rft_include_syn=False, betas=[0.1, 0.5])
     P = _problems(4)
     always_right = lambda model, p, j: _arith("dpo", p, j)
     lab = scripted_lab(always_right)
@@ -321,7 +332,7 @@ def test_generator_is_closed_before_the_learner_opens_with_per_role_settings(mon
     import reasonbook.runs as R
     calls = []
     monkeypatch.setattr(R, "load_backend", _fake_loader(calls))
-    cfg = S.SyntheticConfig(model="some/learner", generator="vllm:big/generator", engine="vllm", seed_problems="arithmetic",
+    cfg = _cfg(model="some/learner", generator="vllm:big/generator", engine="vllm", seed_problems="arithmetic",
                             data_sizes=[2, 4], verify_k=2, synth_per_seed=1,
                             engines={"generator": {"tensor_parallel_size": 4}, "learner": {"gpu_memory_utilization": 0.5},
                                      "student": {"max_model_len": 1024}})
@@ -351,7 +362,7 @@ def test_student_engine_overrides_the_engine_for_trained_policies(monkeypatch, f
     import reasonbook.runs as R
     calls = []
     monkeypatch.setattr(R, "load_backend", _fake_loader(calls))
-    cfg = S.SyntheticConfig(model="reasoner-s", engine="vllm", student_engine="hf")
+    cfg = _cfg(model="reasoner-s", engine="vllm", student_engine="hf")
     lab = S.synthetic_lab(cfg, None, tmp_path)
     with lab.open("reasoner-s", "learner"), pytest.raises(ValueError, match="role must be"):
         with lab.open("reasoner-s", "judge"):
@@ -363,7 +374,7 @@ def test_student_engine_overrides_the_engine_for_trained_policies(monkeypatch, f
 
 def test_no_engine_is_alive_while_any_method_trains(fresh_ledger):
     "S1: every training of the experiment (SFT, RFT, both DPOs, the β sweep, Self-Explore) happens with no engine alive."
-    cfg = S.SyntheticConfig(data_sizes=[2, 4], n_test=2, pass_k=2, n_boot=10, betas=[0.1, 0.5], self_explore=True)
+    cfg = _cfg(data_sizes=[2, 4], n_test=2, pass_k=2, n_boot=10, betas=[0.1, 0.5], self_explore=True)
     lab = scripted_lab()
     inner_open, trained = lab.open, []
     def open_(model, role="student"):
@@ -396,13 +407,13 @@ def test_eight_negatives_per_question_are_reachable():
     "S3: with negative_samples = 16 the negatives come from their own call: 8 per question, though rft_samples = 4."
     P = _problems(3)
     be = ScriptedBackend(lambda p, j: _wrong_then_right("sft", p, j))
-    cfg = S.SyntheticConfig(rft_samples=4, negative_samples=16, negatives_per_problem=8)
+    cfg = _cfg(rft_samples=4, negative_samples=16, negatives_per_problem=8)
     s = S.sample_pi_sft(be, cfg, P)
     counts = {p.id: sum(t.problem_id == p.id for t in s.negs) for p in P}
     assert counts == {"q0": 8, "q1": 8, "q2": 8}
     assert be.calls[:2] == [3 * 4, 3 * 16]
     with pytest.raises(ConfigError, match="'negatives_per_problem' expects at most the 4 samples"):
-        S.SyntheticConfig(rft_samples=4, negatives_per_problem=8)          # the old full profile: unreachable
+        _cfg(rft_samples=4, negatives_per_problem=8)          # the old full profile: unreachable
     full = yaml.safe_load((ROOT / "configs" / "synthetic" / "full.yaml").read_text())
     assert S.SyntheticConfig.from_params(full).negatives_per_problem == 8 and full["negative_samples"] >= 8
 
@@ -430,10 +441,10 @@ def test_d_syn_is_filled_in_rounds_and_a_short_one_is_reported():
             return f"Problem: What is {a + 100} + 1?\n\nSolution: \\boxed{{{a + 101}}}"
         return f"\\boxed{{{a + 1 + a % 2}}}"                     # only even seeds' problems verify
     seeds = [Problem(f"s{i}", f"What is {i} + 1?", str(i + 1), f"\\boxed{{{i + 1}}}") for i in range(40)]
-    cfg = S.SyntheticConfig(generator="g", data_sizes=[4, 8], verify_k=2)
+    cfg = _cfg(generator="g", data_sizes=[4, 8], verify_k=2)
     D, note, c = S.synthetic_data(ScriptedBackend(gen), cfg, seeds)
     assert len(D) == 8 and c.data_sizes == [4, 8] and len({p.question for p in D}) == 8
-    D, note, c = S.synthetic_data(ScriptedBackend(gen), S.SyntheticConfig(generator="g", data_sizes=[2, 4, 8],
+    D, note, c = S.synthetic_data(ScriptedBackend(gen), _cfg(generator="g", data_sizes=[2, 4, 8],
                                                                           verify_k=2, synth_rounds=1), seeds)
     assert c.data_sizes == [2, 4] and "grid trimmed to [2, 4]" in note and "sizes [8]" in note
 
@@ -462,13 +473,13 @@ def test_one_bos_at_sampling_and_at_training():
 
 def test_min_steps_and_recorded_effective_batch():
     "S9: small sizes train at least min_steps; every run's steps and effective batch are recorded."
-    cfg = S.SyntheticConfig(min_steps=250, batch_size=8, trl_kwargs={"gradient_accumulation_steps": 8})
+    cfg = _cfg(min_steps=250, batch_size=8, trl_kwargs={"gradient_accumulation_steps": 8})
     hp = {**S.sft_hparams(cfg), "epochs": 3}
     assert S.with_min_steps(cfg, hp, 1000)["max_steps"] == 250          # 16 · 3 = 48 steps < 250
     assert "max_steps" not in S.with_min_steps(cfg, hp, 16000)           # 250 · 3 = 750 steps
     lab = scripted_lab()
     P = _problems(5)
-    run = S.run_size(lab, replace(S.SyntheticConfig(data_sizes=[2, 4], n_test=1, pass_k=0), min_steps=5), P[:2],
+    run = S.run_size(lab, replace(_cfg(data_sizes=[2, 4], n_test=1, pass_k=0), min_steps=5), P[:2],
                      S.sft_data(P[:2], ScriptedBackend(lambda *a: "")), P[4:])
     assert all(t[3].get("max_steps") == 5 for t in lab.trained)
     assert set(run.info["train"]) == set(S.METHODS) and run.info["train"]["SFT"]["steps"] == 1
@@ -476,13 +487,13 @@ def test_min_steps_and_recorded_effective_batch():
 
 def test_rollouts_use_their_own_seed():
     "S12: Q_0's rollouts are not the mined samples again."
-    cfg = S.SyntheticConfig()
+    cfg = _cfg()
     assert len({cfg.sampling.seed, cfg.negative_sampling.seed, cfg.rollout_sampling.seed}) == 3
 
 
 def test_pi_sft_copies_are_left_out_of_the_fits():
     "S13: a method with no pairs at some size is π_sft's copy there: not fitted, drawn hollow."
-    cfg = S.SyntheticConfig(data_sizes=[2, 4, 8], n_test=2, pass_k=0, n_boot=10, betas=[0.1])
+    cfg = _cfg(data_sizes=[2, 4, 8], n_test=2, pass_k=0, n_boot=10, betas=[0.1])
     P = _problems(10)
     def resp(model, prompt, j):                       # π_sft at n = 2 never errs: no negatives, no DPO pairs there
         return _arith("dpo" if model == "sft-n2" else model, prompt, j)
