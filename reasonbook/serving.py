@@ -9,6 +9,7 @@ Docs: https://reasonbook.github.io/reasonbook/serving.html.md"""
 from __future__ import annotations
 import http.client, importlib.util, json, math, os, signal, socket, subprocess, sys, threading, time, urllib.error, urllib.request
 from contextlib import contextmanager
+from dataclasses import replace
 from concurrent.futures import ThreadPoolExecutor, as_completed
 from typing import Sequence
 
@@ -234,7 +235,8 @@ def serve_backend(backend: Backend, model: str | None = None, host: str = "127.0
         def do_GET(self):
             if self.path.rstrip("/") != "/v1/models": return self._error(404, f"no route {self.path}")
             self._send(200, {"object": "list", "data": [{"id": name, "object": "model", "owned_by": "reasonbook",
-                                                          "root": str(getattr(backend, "path", name))}]})
+                                                          "root": str(getattr(backend, "path", name)),
+                                                          "max_model_len": getattr(backend, "max_model_len", None)}]})
         def do_POST(self):
             if self.path.rstrip("/") != "/v1/completions": return self._error(404, f"no route {self.path}")
             try:
@@ -251,6 +253,13 @@ def serve_backend(backend: Backend, model: str | None = None, host: str = "127.0
                               ignore_eos=bool(body.get("ignore_eos", False)))
             except (ValueError, TypeError, KeyError) as e:
                 return self._error(400, f"bad request: {e}")
+            ctx = getattr(backend, "max_model_len", None)    # vLLM's server refuses prompt + max_tokens > context
+            for p in prompts:
+                n_p = len(p) if isinstance(p, list) else len(backend.encode(p))
+                if ctx and n_p + sp.max_tokens > ctx:
+                    return self._error(400, f"This model's maximum context length is {ctx} tokens. However, you "
+                                            f"requested {n_p + sp.max_tokens} tokens ({n_p} in the messages, "
+                                            f"{sp.max_tokens} in the completion).")
             with lock: outs = backend.generate(prompts, sp)
             choices = [dict(index=k * n + j, text=c.text, finish_reason=c.finish_reason, stop_reason=c.stop_reason,
                             token_ids=c.token_ids if body.get("return_token_ids") else None, logprobs=None)
@@ -405,18 +414,36 @@ def completion_body(self: OpenAIBackend, prompts: list, sampling: Sampling, seed
 
 # %% ../nbs/02a_serving.ipynb #70290c6c
 @patch
+def request_max_tokens(self: OpenAIBackend, prompt, sampling: Sampling, k: int = 0) -> int:
+    """`sampling.max_tokens`, clipped to the context the server has left after `prompt` (its `max_model_len` minus the
+    prompt's tokens): a server refuses a request whose prompt plus `max_tokens` exceeds its context, while an engine
+    called in-process stops such a sequence at the context. A prompt that leaves no room is an error naming it."""
+    if not self.max_model_len: return sampling.max_tokens
+    n = len(prompt) if isinstance(prompt, list) else len(self.encode(prompt))
+    room = self.max_model_len - n
+    if room < 1:
+        raise ValueError(f"request {k}: its prompt has {n} tokens, no room left in {self.model!r}'s context "
+                         f"(max_model_len {self.max_model_len})")
+    return min(sampling.max_tokens, room)
+
+@patch
 def _jobs(self: OpenAIBackend, requests, prompts, sampling) -> list:
-    "(request indices, body) per HTTP request: greedy prompts share requests (no seed); sampled ones go one by one."
+    """(request indices, body) per HTTP request: greedy prompts share requests (no seed), grouped by their `max_tokens`
+    (each request's own, clipped to the context left: `request_max_tokens`); sampled ones go one by one."""
+    caps = [self.request_max_tokens(p, sampling, k) for k, p in enumerate(prompts)]
+    sp = lambda k: sampling if caps[k] == sampling.max_tokens else replace(sampling, max_tokens=caps[k])
     if sampling.temperature != 0:
-        return [([k], self.completion_body([prompts[k]], sampling, sample_seed(sampling.seed, p, j)))
+        return [([k], self.completion_body([prompts[k]], sp(k), sample_seed(sampling.seed, p, j)))
                 for k, (p, j) in enumerate(requests)]
     jobs = []
     for is_text in (True, False):
-        idx = [k for k, p in enumerate(prompts) if isinstance(p, str) == is_text]
-        for s in range(0, len(idx), self.batch_size):
-            chunk = idx[s:s + self.batch_size]
-            jobs.append((chunk, self.completion_body([prompts[k] for k in chunk], sampling)))
+        for cap in sorted({caps[k] for k, p in enumerate(prompts) if isinstance(p, str) == is_text}):
+            idx = [k for k, p in enumerate(prompts) if isinstance(p, str) == is_text and caps[k] == cap]
+            for s in range(0, len(idx), self.batch_size):
+                chunk = idx[s:s + self.batch_size]
+                jobs.append((chunk, self.completion_body([prompts[k] for k in chunk], sp(chunk[0]))))
     return jobs
+
 
 # %% ../nbs/02a_serving.ipynb #92b3da12
 @patch
