@@ -147,10 +147,13 @@ def generate_samples(self: VLLMBackend, requests, sampling, desc=None):
 # %% ../nbs/02a_serving.ipynb #39b1d207
 @patch
 def close(self: VLLMBackend):
-    "Shut the engine process down (it also goes when this process exits)."
+    """Shut the engine down and free its memory: its engine-core process, or, with an in-process engine core
+    (`VLLM_ENABLE_V1_MULTIPROCESSING=0`, as the CPU test tier runs it), its weights and KV cache in this process."""
+    import gc
     core = getattr(getattr(getattr(self, "llm", None), "llm_engine", None), "engine_core", None)
     if core is not None: core.shutdown()
     self.llm = None
+    gc.collect()
 
 # %% ../nbs/02a_serving.ipynb #078dad53
 @patch
@@ -275,6 +278,22 @@ def serve_backend(backend: Backend, model: str | None = None, host: str = "127.0
     return BackendServer(httpd, thread, name)
 
 # %% ../nbs/02a_serving.ipynb #e596fd66
+def _signal_group(pgid: int, sig) -> bool:
+    "Send `sig` to process group `pgid`; False if no process of it is left."
+    try: os.killpg(pgid, sig); return True
+    except (ProcessLookupError, PermissionError): return False
+
+def _group_members(pgid: int) -> list[int]:
+    "Live (not zombie) processes of process group `pgid`, from /proc (Linux); else [pgid] while the group answers."
+    if not Path("/proc/self/stat").exists(): return [pgid] if _signal_group(pgid, 0) else []
+    out = []
+    for d in Path("/proc").iterdir():
+        if not d.name.isdigit(): continue
+        try: st = (d / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError: continue
+        if st[0] != "Z" and int(st[2]) == pgid: out.append(int(d.name))
+    return out
+
 class VLLMServer:
     "A vLLM OpenAI-compatible server process started by `start_vllm_server`."
     def __init__(self, process, base_url: str, model: str, log_path: Path):
@@ -292,13 +311,22 @@ class VLLMServer:
             self.stop(grace=10); raise
         return self
     def stop(self, grace: float = 30.0) -> int:
-        "SIGTERM the server process; SIGKILL it if it is still there after `grace` seconds. Returns its exit code."
+        """SIGTERM the server's process group; SIGKILL what is left after `grace` seconds, and in any case whatever
+        of the group outlives the server: vLLM's engine-core child survives a server that was killed (3-4 GB here).
+        Returns the server's exit code."""
         if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
+            _signal_group(self.process.pid, signal.SIGTERM)
             try: self.process.wait(grace)
             except subprocess.TimeoutExpired:
-                self.process.kill(); self.process.wait(10)
+                _signal_group(self.process.pid, signal.SIGKILL); self.process.wait(10)
+        _signal_group(self.process.pid, signal.SIGKILL)
+        for _ in range(100):                       # a killed process holding gigabytes takes a moment to go
+            if not self.alive(): break
+            time.sleep(0.1)
         return self.process.returncode
+    def alive(self) -> bool:
+        "Whether any live (not zombie) process of the server's group, the server or its engine core, is still there."
+        return bool(_group_members(self.process.pid))
     def __enter__(self): return self
     def __exit__(self, *exc): self.stop()
 
@@ -317,7 +345,9 @@ def start_vllm_server(model, served_model_name: str | None = None, host: str = "
     cmd = [sys.executable, "-m", "vllm.entrypoints.openai.api_server", "--model", str(path), "--host", host,
            "--port", str(port), "--served-model-name", name, *map(str, args)]
     log = open(log_path, "w")
-    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})})
+    # its own session, so that `stop` reaches its engine-core child too
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+                            start_new_session=True)
     log.close()
     server = VLLMServer(proc, f"http://{host}:{port}/v1", name, log_path)
     return server.wait(timeout) if wait else server

@@ -62,6 +62,11 @@ export VLLM_CPU_KVCACHE_SPACE="${VLLM_CPU_KVCACHE_SPACE:-2}"   # GiB of KV cache
 # OpenMP threads that yield instead of spinning: on a CPU shared with other work, spinning threads make
 # transformers up to ~10x slower (measured: 124 s vs 10 s for the same greedy batch under load).
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+# The engine core in this process instead of a spawned one: a spawned core re-imports vLLM and torch, which made each
+# engine start take ~35 s here against ~13 s in-process (side by side, load 16-19; ~5 s for a second engine in the
+# same process). The tier starts about fifteen engines. Behaviour is the same (vLLM's own switch for this); GPU
+# hosts keep vLLM's default. Set VLLM_ENABLE_V1_MULTIPROCESSING=1 to test the spawned core.
+export VLLM_ENABLE_V1_MULTIPROCESSING="${VLLM_ENABLE_V1_MULTIPROCESSING:-0}"
 export TOKENIZERS_PARALLELISM=false HF_HUB_DISABLE_TELEMETRY=1 VLLM_NO_USAGE_STATS=1 DO_NOT_TRACK=1
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1   # everything is local; never reach for a hub
 

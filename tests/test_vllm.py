@@ -296,6 +296,20 @@ def test_budget_forcing_over_http(ob, vb):
     assert [(r.thinking, r.answer) for r in o] == [(r.thinking, r.answer) for r in v]
 
 
+def test_server_request_near_the_context_is_clipped_not_refused(ob):
+    "vLLM's server refuses prompt + max_tokens > max_model_len; OpenAIBackend clips each request's max_tokens."
+    assert ob.max_model_len == MAX_LEN
+    near = list(range(100, 100 + MAX_LEN - 4))                 # a prompt that leaves 4 tokens of context
+    sp = Sampling(max_tokens=16, ignore_eos=True)
+    try:          # vLLM's server may refuse the unclipped request (older servers did) or stop it at the context
+        raw = ob._post(dict(ob.completion_body([near], sp), max_tokens=16))["choices"][0]
+        assert len(raw["token_ids"]) <= 4, raw
+    except RuntimeError as e:
+        assert "context" in str(e), e
+    short, long_ = ob.generate([ob.chat("What is 2 + 3?"), near], sp)
+    assert (short[0].num_tokens, long_[0].num_tokens, long_[0].finish_reason) == (16, 4, "length")
+
+
 # ---------------------------------------------------------------------------------------------------- two servers, one killed
 def test_two_servers_one_killed_mid_run_loses_nothing(server, model_dir, tmp_path):
     "OpenAIBackend over two real vLLM servers; the second is SIGKILLed while requests are in flight."
@@ -315,6 +329,7 @@ def test_two_servers_one_killed_mid_run_loses_nothing(server, model_dir, tmp_pat
         assert second.process.poll() is not None, "the second server was not killed during the run"
     finally:
         second.stop(grace=5)
+    assert not second.alive(), "the killed server's engine core outlived it"
     assert all(o[0].num_tokens == 48 for o in out)
     assert len(RunStore(tmp_path / "store")) == 48
     assert two.stats["failed"] == 0 and two.stats["retries"] >= 1
