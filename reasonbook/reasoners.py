@@ -26,12 +26,12 @@ from .grading import majority_vote, weighted_vote
 
 # %% auto #0
 __all__ = ['REASONER_LEVELS', 'TRAIN_LEVELS', 'THINK', 'ANSWER', 'IM_START', 'IM_END', 'SPECIAL_TOKENS', 'CHARS', 'CHAT_TEMPLATE',
-           'REASONER_SIZES', 'PRM_RECIPE', 'BATCH_SIZE', 'SEED', 'ASSETS', 'REASONERS', 'chain_ops', 'running_values',
-           'chain_dataset', 'TraceRecipe', 'wrong_result', 'thinking_steps', 's1_trace', 'reasoner_tokenizer',
-           'reasoner_prompt', 'training_example', 'pad_batch', 'lm_batch', 'reasoner_config', 'lr_at', 'train_steps',
-           'save_reasoner', 'train_reasoner', 'reasoner_path', 'step_labels', 'prm_solution', 'prm_batch', 'prm_loss',
-           'train_prm', 'train_all', 'main', 'boxed_int', 'bootstrap_ci', 'sample_metrics', 'evaluate_level',
-           'prm_step_scores', 'eval_table']
+           'REASONER_SIZES', 'PRM_RECIPE', 'BATCH_SIZE', 'SEED', 'ASSETS', 'REASONERS', 'RECHECK_KINDS', 'chain_ops',
+           'running_values', 'chain_dataset', 'TraceRecipe', 'wrong_result', 'thinking_steps', 's1_trace',
+           'reasoner_tokenizer', 'reasoner_prompt', 'training_example', 'pad_batch', 'lm_batch', 'reasoner_config',
+           'lr_at', 'train_steps', 'save_reasoner', 'train_reasoner', 'reasoner_path', 'step_labels', 'prm_solution',
+           'prm_batch', 'prm_loss', 'train_prm', 'train_all', 'main', 'boxed_int', 'bootstrap_ci', 'sample_metrics',
+           'evaluate_level', 'prm_step_scores', 'eval_table']
 
 # %% ../nbs/08_reasoners.ipynb #825b54d2
 REASONER_LEVELS = {k: f"{k} operation{'s' if k > 1 else ''} (+/- a digit)" for k in range(1, 7)}
@@ -183,7 +183,8 @@ REASONER_SIZES = {
     "reasoner-m": dict(hidden=96, layers=3, steps=1500, lr=2e-3),
     "reasoner-l": dict(hidden=128, layers=4, steps=1500, lr=2e-3),
 }
-PRM_RECIPE = dict(init="reasoner-s", steps=600, lr=2e-3, batch_size=32, p_error=0.5)
+PRM_RECIPE = dict(init="reasoner-s", steps=600, lr=2e-3, batch_size=32, p_error=0.5,
+                  p_wrong_recheck=TraceRecipe().p_fix + TraceRecipe().p_confirm)
 BATCH_SIZE, SEED = 32, 0
 
 
@@ -302,29 +303,49 @@ def step_labels(problem: Problem, steps: Sequence[str]) -> list[bool]:
     return out
 
 # %% ../nbs/08_reasoners.ipynb #0b23c041
-def prm_solution(rng: Random, p_error: float = 0.5, levels: Sequence[int] = tuple(REASONER_LEVELS)
-                 ) -> tuple[Problem, list[str]]:
-    "A problem and one solution's steps (final `\\boxed{}` step included) for PRM training."
+RECHECK_KINDS = ("repeat", "wrong_fix", "wrong_recheck", "late_repeat")
+
+
+def prm_solution(rng: Random, p_error: float = 0.5, levels: Sequence[int] = tuple(REASONER_LEVELS),
+                 p_wrong_recheck: float = 0.0) -> tuple[Problem, list[str]]:
+    "A problem and one solution's steps (final `\\boxed{}` step included) for PRM training; see above for the re-checks."
     p = chain_dataset(1, rng.choice(list(levels)), seed=rng.randrange(2**32))[0]
     if rng.random() >= p_error:
         return p, thinking_steps(p, rng) + [f"\\boxed{{{p.answer}}}"]
     start, ops = p.meta["start"], [tuple(o) for o in p.meta["ops"]]
     e, cur, steps = rng.randrange(len(ops)), start, []
+    kind = rng.choice(RECHECK_KINDS) if p_wrong_recheck and rng.random() < p_wrong_recheck else None  # p = 0: the old stream
+    if kind == "late_repeat" and e == len(ops) - 1:
+        kind = "repeat"
+    late = rng.randrange(e + 1, len(ops)) if kind == "late_repeat" else None
+    wait = TraceRecipe().wait
     for k, (op, b) in enumerate(ops):
+        right = f"{cur}{op}{b}={cur + b if op == '+' else cur - b}"
         if k == e and rng.random() < 0.3:
             b = b + rng.choice([-1, 1]) if b < 9 else b - 1            # a misread operand
         c = cur + b if op == "+" else cur - b
         c = wrong_result(rng, c) if k == e and b == ops[k][1] else c   # a wrong result
-        steps.append(f"{cur}{op}{b}={c}")
+        step = f"{cur}{op}{b}={c}"
+        if k == e and kind == "repeat":
+            steps += [step, wait + step]
+        elif k == e and kind == "wrong_fix":
+            r = int(right.split("=")[1])
+            c = next(w for w in iter(lambda: wrong_result(rng, r), None) if w != c)
+            steps += [step, wait + f"{cur}{op}{ops[k][1]}={c}"]
+        elif k == e and kind == "wrong_recheck":
+            steps += [right, wait + step]
+        else:
+            steps += [step] + ([wait + step] if k == late else [])
         cur = c
     return p, steps + [f"\\boxed{{{cur}}}"]
 
 # %% ../nbs/08_reasoners.ipynb #c588f3ca
-def prm_batch(prm, step: int, batch_size: int, seed: int = 0, p_error: float = 0.5) -> dict:
+def prm_batch(prm, step: int, batch_size: int, seed: int = 0, p_error: float = 0.5,
+              p_wrong_recheck: float = 0.0) -> dict:
     "Batch `step` of the PRM's data stream, encoded by `prm.encode`: ids, mask, tag positions, 1 = `+` / 0 = `-`."
     rng, rows, pos, tgt = Random(f"prm:{seed}:{step}"), [], [], []
     for _ in range(batch_size):
-        p, steps = prm_solution(rng, p_error)
+        p, steps = prm_solution(rng, p_error, p_wrong_recheck=p_wrong_recheck)
         enc = prm.encode(p.question, steps)
         rows.append((enc.input_ids, enc.input_ids))
         pos.append(enc.positions)
@@ -361,7 +382,7 @@ def train_prm(out: str | Path | None = None, *, init: str | Path | None = None, 
     r, t0 = PRM_RECIPE, time.time()
     log = (lambda s, l: print(f"prm step {s} loss {l:.4f} {time.time() - t0:.0f}s", flush=True)
            if s % 50 == 0 else None) if verbose else None
-    losses = train_steps(model, lambda s: prm_batch(prm, s, r["batch_size"], SEED, r["p_error"]), r["steps"],
+    losses = train_steps(model, lambda s: prm_batch(prm, s, r["batch_size"], SEED, r["p_error"], r["p_wrong_recheck"]), r["steps"],
                          r["lr"], max_steps=max_steps, log=log, loss_fn=prm_loss(prm))
     recipe = dict(name="reasoner-prm", kind="prm", convention="math-shepherd", **r, seed=SEED,
                   parameters=sum(p.numel() for p in model.parameters()), losses=losses,

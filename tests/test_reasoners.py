@@ -9,8 +9,9 @@ import torch
 
 from reasonbook.backends import HFBackend, Sampling
 from reasonbook.data import split_steps
-from reasonbook.reasoners import (REASONER_SIZES, REASONERS, TRAIN_LEVELS, boxed_int, chain_dataset, prm_solution,
-                                  reasoner_path, reasoner_tokenizer, s1_trace, step_labels, train_reasoner)
+from reasonbook.reasoners import (PRM_RECIPE, RECHECK_KINDS, REASONER_SIZES, REASONERS, TRAIN_LEVELS, boxed_int,
+                                  chain_dataset, prm_solution, reasoner_path, reasoner_tokenizer, s1_trace, step_labels,
+                                  train_prm, train_reasoner)
 
 FAMILY = sorted(REASONER_SIZES)
 
@@ -72,12 +73,65 @@ def test_prm_loads_through_the_math_shepherd_adapter():
     from reasonbook.prm import MathShepherdPRM
     prm = MathShepherdPRM.from_pretrained(str(reasoner_path("reasoner-prm")))
     rng, right, wrong = Random(11), [], []
-    for _ in range(24):
-        p, steps = prm_solution(rng, p_error=0.5, levels=(2, 3))
+    for _ in range(48):
+        p, steps = prm_solution(rng, p_error=0.5, levels=(2, 3), p_wrong_recheck=PRM_RECIPE["p_wrong_recheck"])
         for lab, s in zip(step_labels(p, steps), prm.score([(p.question, steps)])[0]):
             (right if lab else wrong).append(s)
     assert right and wrong
-    assert sum(right) / len(right) > sum(wrong) / len(wrong) + 0.1   # a weak PRM (see the notebook), but not a random one
+    # a weak PRM (see the notebook: mean score gap right - wrong about 0.07 here), but not a random one
+    assert sum(right) / len(right) > sum(wrong) / len(wrong) + 0.04
+
+
+def test_prm_data_has_wrong_rechecks_of_every_kind():
+    "Erroneous PRM solutions carry `Wait, ` re-checks as often as right ones, all four kinds, all labelled wrong."
+    rng, right, wrong, kinds = Random(4), 0, 0, set()
+    for _ in range(600):
+        p, steps = prm_solution(rng, p_wrong_recheck=PRM_RECIPE["p_wrong_recheck"])
+        lab = step_labels(p, steps)
+        for i, (s, l) in enumerate(zip(steps, lab)):
+            if not s.startswith("Wait, "):
+                continue
+            right, wrong = right + l, wrong + (not l)
+            if not l:
+                prev, first_wrong = steps[i - 1], lab.index(False)
+                kinds.add("wrong_recheck" if first_wrong == i else "wrong_fix" if prev != s[6:]
+                          else "repeat" if first_wrong == i - 1 else "late_repeat")
+    assert 0.7 < wrong / right < 1.4, (right, wrong)
+    assert kinds == set(RECHECK_KINDS), kinds
+
+
+def test_prm_checks_wait_steps_instead_of_trusting_the_word():
+    """The shipped PRM no longer scores every `Wait, ` step ~1 (the first one: 0.998 on right and wrong re-checks alike)
+    and scores right re-checks above wrong ones (AUC > 0.5; weakly: about 0.55 on these synthetic solutions)."""
+    from reasonbook.prm import MathShepherdPRM
+    prm = MathShepherdPRM.from_pretrained(str(reasoner_path("reasoner-prm")))
+    rng, items = Random(23), []
+    while len(items) < 400:
+        p, steps = prm_solution(rng, levels=(2, 3, 4), p_wrong_recheck=PRM_RECIPE["p_wrong_recheck"])
+        if any(s.startswith("Wait, ") for s in steps):
+            items.append((p, steps))
+    right, wrong = [], []
+    for (p, steps), sc in zip(items, prm.score([(p.question, st) for p, st in items])):
+        for s, l, x in zip(steps, step_labels(p, steps), sc):
+            if s.startswith("Wait, "):
+                (right if l else wrong).append(x)
+    assert len(right) >= 100 and len(wrong) >= 100, (len(right), len(wrong))
+    assert sum(wrong) / len(wrong) < 0.9, sum(wrong) / len(wrong)
+    auc = sum((x > y) + 0.5 * (x == y) for x in right for y in wrong) / (len(right) * len(wrong))
+    assert auc > 0.5, auc
+
+
+def test_prm_retraining_reproduces_the_recorded_losses():
+    "The shipped PRM's recipe.json was written by today's data stream (`prm_solution` with the re-checks)."
+    rec = json.loads((reasoner_path("reasoner-prm") / "recipe.json").read_text())
+    assert rec["p_wrong_recheck"] == PRM_RECIPE["p_wrong_recheck"]
+    threads = torch.get_num_threads()
+    try:
+        got = train_prm(max_steps=3, threads=rec["threads"])
+    finally:
+        torch.set_num_threads(threads)
+    for a, b in zip(got["losses"], rec["losses"][:3]):
+        assert abs(a - b) <= 1e-4, (got["losses"], rec["losses"][:3])
 
 
 def test_step_labels_follow_the_chain():

@@ -435,3 +435,42 @@ def test_effect_weighted_bon_beats_vanilla_bon():
     d = paired_diff([100 * a for a in per_problem(table, "reasoner-prm", "Weighted BoN", 8)],
                     [100 * a for a in per_problem(table, "reasoner-prm", "BoN", 8)])
     assert d.n == 40 and d.lo > 0, f"weighted BoN - BoN at N=8: {d}"
+
+
+def _load_bench():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_beam", ROOT / "benchmarks" / "beam_search.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_search_bench_compares_arms_and_profiles():
+    "benchmarks/beam_search.py's `bench`: one generate call per round batched, one per problem and round one at a time, same candidates, and a profile whose parts add up to the wall time."
+    mod = _load_bench()
+    out = mod.bench(lambda: ToyBackend(p_correct=0.6, noise=True), OraclePRM, PROBS, n=4, m=2, repeats=2,
+                    sampling=sp(1), max_iterations=3)
+    assert [r["method"] for r in out["rows"]] == ["beam search N=4 M=2, 3 problems", "DVTS N=4 M=2, 3 problems"]
+    for r in out["rows"]:
+        assert r["same_outputs"] and r["same_problems"] == "3/3"
+        assert len(r["all_seconds"]["batched"]) == len(r["all_seconds"]["sequential"]) == 2
+        b, s = r["profile"]["batched"], r["profile"]["sequential"]
+        assert b["generate_calls"] <= 3 and s["generate_calls"] >= len(PROBS) and b["rows"] == s["rows"] > 0
+        assert b["prm_calls"] == b["generate_calls"] and b["prm_sequences"] == b["rows"]
+        for p in (b, s):
+            assert abs(p["generate_s"] + p["prm_s"] + p["search_python_s"] - p["wall_s"]) < 0.05
+    toy = ToyBackend()                                   # the wrappers are removed after each arm
+    mod.bench(lambda: toy, OraclePRM, PROBS[:1], n=2, m=2, repeats=1, methods=("beam search",), sampling=sp(),
+              max_iterations=2)
+    assert "generate_samples" not in vars(toy)
+
+
+def test_search_bench_prm_scoring_arms_agree():
+    "`bench_prm_scoring` scores every round's PRM inputs of one batched search one at a time and batched: same scores."
+    mod = _load_bench()
+    prm = OraclePRM()
+    out = mod.bench_prm_scoring(lambda: ToyBackend(p_correct=0.6, noise=True), lambda: prm, PROBS, n=4, m=2,
+                                repeats=1, sampling=sp(1), max_iterations=3)
+    assert out["same_outputs"] and out["calls"] >= 2 and out["sequences"] >= 3 * 4
+    assert set(out["all_seconds"]) == {"one at a time", "batched"}      # the oracle shares no prefixes
+    assert "score" not in vars(prm)
