@@ -268,7 +268,8 @@ class HFBackend(Backend):
         self._num_parameters = sum(p.numel() for p in self.model.parameters())
         self.max_model_len = getattr(self.model.config.get_text_config(decoder=True), 'max_position_embeddings', None)
         types = set(getattr(self.model.config.get_text_config(decoder=True), 'layer_types', None) or ['full_attention'])
-        self.prefix_cache = PrefixCache(prefix_cache_tokens if types == {'full_attention'} else 0)
+        self.full_attention = types == {'full_attention'}   # no sliding-window layers: KV may be reused and masked freely
+        self.prefix_cache = PrefixCache(prefix_cache_tokens if self.full_attention else 0)
         self.share_prefill = True    # the n samples of a prompt share one prefill (False: one prefill per sample)
         self.stats = dict(prompt_tokens=0, prefill_tokens=0, generated_tokens=0, seconds=0.0)
 
@@ -339,51 +340,74 @@ def _prefill(self: HFBackend, prompts: list):
 
 
 # %% ../nbs/02_backends.ipynb #d3227f59
+def _stop_rules(self: HFBackend, sp: Sampling):
+    "What ends a row under `sp`: its stop ids, the same ids as a tensor (blocked before `min_tokens`), the stop-string window."
+    stop_ids = set(sp.stop_token_ids) | (set() if sp.ignore_eos else set(self.eos_token_ids))
+    block = torch.tensor(sorted(stop_ids), dtype=torch.long, device=self.device) if stop_ids else None
+    return stop_ids, block, max((len(s) for s in sp.stop), default=0) + 2
+
 @patch
 @torch.inference_mode()
-def _run_batch(self: HFBackend, prompts: list, seeds: list, sp: Sampling) -> list:
-    "Generate one batch: prefill, then decode until every row stops; finished rows leave the batch."
+def _run_batch(self: HFBackend, prompts: list, seeds: list, sp, then=None) -> list:
+    """Generate one batch: prefill, then decode until every row stops; finished rows leave the batch. `sp` is one
+    `Sampling` or one per row. `then(row, completion)` (see `generate_chained`) may return `(prompt_ids, sampling)` to
+    continue a finished row in this loop from `prompt_ids`; only the tokens its KV does not hold yet are fed."""
     t0, dev = time.time(), self.device
     cache, logits, mask, pos, prompts = self._prefill(prompts)
     B = len(prompts)
-    eos = set() if sp.ignore_eos else set(self.eos_token_ids)
-    stop_ids = set(sp.stop_token_ids) | eos
-    block = torch.tensor(sorted(stop_ids), dtype=torch.long, device=dev) if stop_ids else None
+    sps = list(sp) if isinstance(sp, (list, tuple)) else [sp] * B
+    shared = {}
+    rule = [shared.setdefault(id(s), _stop_rules(self, s)) for s in sps]
     gens = [torch.Generator(device=dev).manual_seed(s) for s in seeds]
-    tail_n = max((len(s) for s in sp.stop), default=0) + 2
-    rows, gen = list(range(B)), [[] for _ in range(B)]
+    rows, gen, prompts = list(range(B)), [[] for _ in range(B)], [list(p) for p in prompts]
     last_pos = pos[:, -1].clone()
-    results = [None] * B
-    step = 0
+    results, feeds, n_gen = [None] * B, {}, 0
     while rows:
-        if step < sp.min_tokens and block is not None: logits[:, block] = float('-inf')
-        nxt = _sample_rows(logits, [gens[r] for r in rows], sp.temperature, sp.top_p).tolist()
+        blocked = [bi for bi, r in enumerate(rows) if len(gen[r]) < sps[r].min_tokens and rule[r][1] is not None]
+        if blocked and len(blocked) == len(rows) and len(shared) == 1 and then is None:
+            logits[:, rule[rows[0]][1]] = float('-inf')            # one Sampling for the batch: one masked write
+        else:
+            for bi in blocked: logits[bi, rule[rows[bi]][1]] = float('-inf')
+        nxt = _sample_rows(logits, [gens[r] for r in rows], sps[rows[0]].temperature, sps[rows[0]].top_p).tolist()
         keep = []
         for bi, (r, t) in enumerate(zip(rows, nxt)):
             gen[r].append(t)
+            s, (stop_ids, _, tail_n) = sps[r], rule[r]
             done = None
-            if t in stop_ids: done = ("stop", t if t in sp.stop_token_ids else None, True)
-            elif sp.stop and step + 1 >= sp.min_tokens:
+            if t in stop_ids: done = ("stop", t if t in s.stop_token_ids else None, True)
+            elif s.stop and len(gen[r]) >= s.min_tokens:
                 tail = self.decode(gen[r][-tail_n:], skip_special_tokens=False)
-                if any(s in tail for s in sp.stop): done = self._stop_string(gen[r], sp)
-            if done is None and len(gen[r]) >= sp.max_tokens: done = ("length", None, False)
+                if any(x in tail for x in s.stop): done = self._stop_string(gen[r], s)
+            if done is None and len(gen[r]) >= s.max_tokens: done = ("length", None, False)
             if done is None: keep.append(bi); continue
-            results[r] = self._finish(gen[r], done, sp)
-            self._remember(prompts[r] + gen[r][:-1], cache, bi, mask[bi])
-        step += 1
+            c = self._finish(gen[r], done, s)
+            req = then(r, c) if then is not None else None
+            if req is None:
+                results[r] = c
+                self._remember(prompts[r] + gen[r][:-1], cache, bi, mask[bi])
+                continue
+            n_gen += len(gen[r])
+            last_pos[bi] = self._continue_row(r, bi, req, prompts, gen, sps, rule, gens, feeds, mask)
+            keep.append(bi)
         if not keep: break
         if len(keep) < len(rows):
             idx = torch.tensor(keep, device=dev)
             cache.batch_select_indices(idx)
             mask, last_pos = mask[idx], last_pos[idx]
             rows = [rows[k] for k in keep]; nxt = [nxt[k] for k in keep]
-        mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
-        last_pos = last_pos + 1
-        logits = self.model(input_ids=torch.tensor(nxt, device=dev)[:, None], attention_mask=mask,
-                            position_ids=last_pos[:, None], past_key_values=cache, use_cache=True).logits[:, -1, :].float()
-    self.stats['generated_tokens'] += sum(map(len, gen)); self.stats['seconds'] += time.time() - t0
+        if not feeds:
+            mask = torch.cat([mask, mask.new_ones(len(rows), 1)], dim=1)
+            last_pos = last_pos + 1
+            inp, step_pos = torch.tensor(nxt, device=dev)[:, None], last_pos[:, None]
+        else:                             # continued rows feed several tokens: right-aligned, the pads masked
+            inp, step_pos, new = _feed_step([feeds.pop(r, None) or [t] for r, t in zip(rows, nxt)], last_pos.tolist(), self.pad_id)
+            inp, step_pos = inp.to(dev), step_pos.to(dev)
+            mask = torch.cat([mask, new.to(dev)], dim=1)
+            last_pos = step_pos[:, -1].clone()
+        logits = self.model(input_ids=inp, attention_mask=mask, position_ids=step_pos, past_key_values=cache,
+                            use_cache=True, logits_to_keep=1).logits[:, -1, :].float()
+    self.stats['generated_tokens'] += n_gen + sum(map(len, gen)); self.stats['seconds'] += time.time() - t0
     return results
-
 
 # %% ../nbs/02_backends.ipynb #6e10de6f
 @patch
@@ -417,6 +441,59 @@ def _remember(self: HFBackend, seq, cache, bi, row_mask):
           for layer in cache.layers]
     self.prefix_cache.put(tuple(seq[:len(keep)]), kv)
 
+
+# %% ../nbs/02_backends.ipynb #c8126f21
+def _feed_step(toks: list, last: list, pad_id: int):
+    "One decode step's inputs when rows feed several tokens: ids, positions and new mask columns, right-aligned."
+    L = max(map(len, toks))
+    inp = torch.full((len(toks), L), pad_id, dtype=torch.long)
+    new, pos = torch.zeros(len(toks), L, dtype=torch.long), torch.zeros(len(toks), L, dtype=torch.long)
+    for b, tk in enumerate(toks):
+        inp[b, L - len(tk):] = torch.tensor(tk); new[b, L - len(tk):] = 1
+        pos[b, L - len(tk):] = torch.arange(last[b] + 1, last[b] + 1 + len(tk))
+    return inp, pos, new
+
+@patch
+def _continue_row(self: HFBackend, r, bi, req, prompts, gen, sps, rule, gens, feeds, mask) -> int:
+    """Point row `r` (batch index `bi`) at its next request `(prompt_ids, sampling)`: the KV it holds beyond the
+    longest prefix it shares with `prompt_ids` is masked out, the rest of `prompt_ids` is queued to be fed, and its
+    sampler is reseeded as `generate` would seed that prompt. Returns the position of the last token it keeps."""
+    ids, s = [int(t) for t in req[0]], req[1]
+    if not ids: raise ValueError(f"generate_chained: empty prompt to continue row {r} with ({self.model_id})")
+    if (s.n, s.temperature, s.top_p) != (1, sps[r].temperature, sps[r].top_p):
+        raise ValueError(f"generate_chained: row {r} continues with n={s.n}, temperature={s.temperature}, top_p={s.top_p}; "
+                         f"a chain keeps n=1 and its batch's temperature {sps[r].temperature} and top_p {sps[r].top_p}")
+    held = prompts[r] + gen[r][:-1]                       # what the row's KV holds (the last sampled token is not fed)
+    c = min(_common_prefix(held, ids, min(len(held), len(ids))), len(ids) - 1)
+    if c < len(held):                                     # rewind: the new prompt shares only `c` tokens
+        mask[bi, mask[bi].nonzero().flatten()[c:]] = 0
+    feeds[r] = ids[c:]
+    prompts[r], gen[r], sps[r], rule[r] = ids, [], s, _stop_rules(self, s)
+    gens[r] = torch.Generator(device=self.device).manual_seed(sample_seed(s.seed, ids, 0))
+    self.stats['prompt_tokens'] += len(ids); self.stats['prefill_tokens'] += len(ids) - c
+    return c - 1
+
+@patch
+def generate_chained(self: HFBackend, prompts: list, samplings: list, then, desc: str | None = None) -> list:
+    """One completion per prompt (token ids), each under its own `Sampling` (n=1, one temperature and top_p for all);
+    each is handed to `then(i, completion)`, which returns None (prompt `i` is done) or `(prompt_ids, sampling)`: the
+    row continues in the same decode loop as if `generate([prompt_ids], sampling)` had been called (same seed), with
+    no new prefill of what its KV already holds. Returns each prompt's last completion."""
+    ids = [[int(t) for t in p] for p in prompts]
+    if len(samplings) != len(ids): raise ValueError(f"generate_chained: {len(samplings)} samplings for {len(ids)} prompts")
+    if any(not p for p in ids): raise ValueError(f"generate_chained: empty prompt given to {self.model_id}")
+    if len({(s.n, s.temperature, s.top_p) for s in samplings} | {(1, samplings[0].temperature, samplings[0].top_p)}) > 1:
+        raise ValueError("generate_chained: every sampling needs n=1 and one temperature and top_p")
+    seeds = [sample_seed(s.seed, p, 0) for p, s in zip(ids, samplings)]
+    order = sorted(range(len(ids)), key=lambda k: -len(ids[k]))
+    size = -(-len(order) // max(-(-len(order) // self.batch_size), 1))
+    out = [None] * len(ids)
+    for st in range(0, len(order), size):
+        chunk = order[st:st + size]
+        done = self._run_batch([ids[k] for k in chunk], [seeds[k] for k in chunk], [samplings[k] for k in chunk],
+                               then=lambda j, c, chunk=chunk: then(chunk[j], c))
+        for k, c in zip(chunk, done): out[k] = c
+    return out
 
 # %% ../nbs/02_backends.ipynb #f6d21271
 @patch(as_prop=True)

@@ -19,7 +19,7 @@ import re
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field, replace
-from typing import Callable, Sequence
+from typing import Any, Callable, Sequence
 
 import numpy as np
 from fastcore.basics import patch
@@ -32,8 +32,9 @@ from .stats import Estimate, bootstrap, effect_record, mean_ci, paired_diff
 __all__ = ['DELIMITER_PRESETS', 'AUTO', 'GREEDY', 'CCC_INSTRUCTIONS', 'ROUND_SEED_STRIDE', 'PAPER', 'JUDGE_SAMPLING',
            'S1_FIGURES', 'Delimiters', 'get_delimiters', 'end_of_turn_tokens', 'delimiter_ids', 'thinking_stop_ids',
            'stop_set', 'strip_stop', 'count_thinking_tokens', 'ForcedThinking', 'Thought', 'cap_order', 'context_room',
-           'clip_cap', 'start_thinking', 'may_extend', 'end_or_extend', 'generate_unique', 'think_round', 'think',
-           'force_answer', 'budget_force', 'budget_sweep', 'ccc_prompt', 'tcc_prompt', 'scc_prompt', 's1_prompt',
+           'clip_cap', 'start_thinking', 'may_extend', 'end_or_extend', 'generate_unique', 'take_completion',
+           'think_round', 'thinking_setup', 'think', 'wants_answer', 'answer_sampling', 'force_answer', 'in_one_loop',
+           'think_and_answer', 'budget_force', 'budget_sweep', 'ccc_prompt', 'tcc_prompt', 'scc_prompt', 's1_prompt',
            'sample_thinking', 'rejection_sample', 'control', 'scaling', 'performance', 'correctness', 'accuracy',
            'summarize_run', 'parallel_scaling', 'extension_overhead', 'quality_issues', 'quality_filter',
            'difficulty_filter', 'add_trace_tokens', 'diversity_sample', 'select_s1k', 'ablation_subsets',
@@ -247,6 +248,22 @@ def generate_unique(backend, prompts: Sequence[Sequence[int]], sampling: Samplin
     return dict(zip(uniq, backend.generate([list(u) for u in uniq], sampling, desc=desc)))
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #f366f7bb
+def take_completion(backend, s: Thought, c, stops: set[int]) -> None:
+    "Add completion `c` of `s`'s current prompt to its thinking: cut at its cap, or its natural end ended or extended."
+    rem = s.cap - len(s.ids)
+    natural = c.finish_reason == "stop"
+    gen = strip_stop(c.token_ids, stops) if natural else list(c.token_ids)
+    if natural and isinstance(c.stop_reason, str):    # a stop string (think_until): the text before it
+        gen = backend.tokenizer.encode(c.text, add_special_tokens=False)
+    if len(gen) >= rem or not natural:
+        gen, natural = gen[:rem], False
+    s.ids += gen
+    s.rounds += 1
+    if natural:
+        end_or_extend(s)
+    else:
+        s.capped = s.ended = True
+
 def think_round(backend, states: Sequence[Thought], sampling: Sampling, stops: set[int], *, first: bool,
                 desc: str = "thinking") -> None:
     "One thinking round for `states` (one batched call); each is cut at its cap, ended, or extended."
@@ -254,20 +271,8 @@ def think_round(backend, states: Sequence[Thought], sampling: Sampling, stops: s
     sp = replace(sampling, max_tokens=max(remaining), min_tokens=0 if first else 1)
     keys = [tuple(s.prompt_ids + s.ids) for s in states]
     outs = generate_unique(backend, keys, sp, desc=desc)
-    for s, key, rem in zip(states, keys, remaining):
-        c = outs[key][0]
-        natural = c.finish_reason == "stop"
-        gen = strip_stop(c.token_ids, stops) if natural else list(c.token_ids)
-        if natural and isinstance(c.stop_reason, str):    # a stop string (think_until): the text before it
-            gen = backend.tokenizer.encode(c.text, add_special_tokens=False)
-        if len(gen) >= rem or not natural:
-            gen, natural = gen[:rem], False
-        s.ids += gen
-        s.rounds += 1
-        if natural:
-            end_or_extend(s)
-        else:
-            s.capped = s.ended = True
+    for s, key in zip(states, keys):
+        take_completion(backend, s, outs[key][0], stops)
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #6f8a9014
 def _per_prompt(value, n: int, name: str) -> list:
@@ -278,23 +283,27 @@ def _per_prompt(value, n: int, name: str) -> list:
     return [value] * n
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #1e55801c
-def think(backend, prompts, *, caps, ks, extensions, delims: Delimiters, sampling: Sampling,
-          answer_max_tokens: int | None = None, desc="thinking") -> list[Thought]:
-    "The thinking phase of budget forcing: one batched generate call per round."
+def thinking_setup(backend, prompts, *, caps, ks, extensions, delims: Delimiters, sampling: Sampling,
+                   answer_max_tokens: int | None = None) -> tuple[list[Thought], Sampling, set[int]]:
+    "Fresh `Thought`s for `prompts`, the thinking phase's sampling (stop ids, stop strings) and its stop set."
     stop_ids = thinking_stop_ids(delims, backend.tokenizer)
     if delims.think_until and any(ks):
         raise ValueError(f"budget_force: delimiters {delims.name!r} end thinking on stop strings {delims.think_until}, "
                          "which cannot be combined with extensions (min_tokens); use num_ignore=0")
     states = [start_thinking(backend, p, cap=c, k=k, extension=e, delimiters=delims, answer_max_tokens=answer_max_tokens)
               for p, c, k, e in zip(prompts, caps, ks, extensions)]
-    sp = replace(sampling, n=1, stop_token_ids=tuple(stop_ids), stop=delims.think_until)
-    stops = stop_set(backend, stop_ids)
+    return states, replace(sampling, n=1, stop_token_ids=tuple(stop_ids), stop=delims.think_until), stop_set(backend, stop_ids)
+
+def think(backend, prompts, *, caps, ks, extensions, delims: Delimiters, sampling: Sampling,
+          answer_max_tokens: int | None = None, desc="thinking") -> list[Thought]:
+    "The thinking phase of budget forcing: one batched generate call per round."
+    states, sp, stops = thinking_setup(backend, prompts, caps=caps, ks=ks, extensions=extensions, delims=delims,
+                                       sampling=sampling, answer_max_tokens=answer_max_tokens)
     active, r = list(states), 0
     while active:
         think_round(backend, active, sp, stops, first=r == 0, desc=f"{desc} (round {r})")
         active, r = [s for s in active if not s.ended], r + 1
     return states
-
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #1b0560b6
 def _fit_cap(tk, ids: list[int], cap: int) -> tuple[list[int], str]:
@@ -316,19 +325,26 @@ def _record(tk, s: Thought, delims: Delimiters, force: bool) -> ForcedThinking:
                           answer_only=delims.answer_start is not None)
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #8fed6b1e
+def wants_answer(r: ForcedThinking, delims: Delimiters) -> bool:
+    "Is an answer generated after this thinking? After a forced tail, or after a natural end with an answer delimiter."
+    return r.final_answer_appended or (not r.capped and delims.answer_start is not None)
+
+def answer_sampling(backend, delims: Delimiters, answer: Sampling) -> tuple[Sampling, set[int]]:
+    "The answer phase's sampling (stopping on the answer-end delimiters) and its stop set."
+    tk = backend.tokenizer
+    end_ids = delimiter_ids(tk, delims.answer_end, "answer-end") if delims.answer_end else []
+    return replace(answer, n=1, stop_token_ids=tuple(end_ids)), stop_set(backend, end_ids)
+
 def force_answer(backend, states: Sequence[Thought], *, delims: Delimiters, answer: Sampling | None,
                  force: bool | Sequence[bool] = True, desc="answering") -> list[ForcedThinking]:
     "Append the answer delimiter (and 'Final Answer:' where the cap was hit) and generate all answers in one call."
     tk = backend.tokenizer
     recs = [_record(tk, s, delims, f) for s, f in zip(states, _per_prompt(force, len(states), "force"))]
-    wants = lambda r: r.final_answer_appended or (not r.capped and delims.answer_start is not None)
     todo = [(r, s.prompt_ids + r.thinking_ids + tk.encode(r.tail, add_special_tokens=False))
-            for r, s in zip(recs, states) if answer is not None and wants(r)]
+            for r, s in zip(recs, states) if answer is not None and wants_answer(r, delims)]
     if todo:
-        end_ids = delimiter_ids(tk, delims.answer_end, "answer-end") if delims.answer_end else []
-        outs = generate_unique(backend, [p for _, p in todo], replace(answer, n=1, stop_token_ids=tuple(end_ids)),
-                               desc=desc)
-        stops = stop_set(backend, end_ids)
+        sp, stops = answer_sampling(backend, delims, answer)
+        outs = generate_unique(backend, [p for _, p in todo], sp, desc=desc)
         for r, p in todo:
             r.answer = tk.decode(strip_stop(outs[tuple(p)][0].token_ids, stops), skip_special_tokens=True)
     return recs
@@ -336,18 +352,61 @@ def force_answer(backend, states: Sequence[Thought], *, delims: Delimiters, answ
 # %% ../nbs/10_s1_budget_forcing.ipynb #e8d9ae72
 GREEDY = Sampling(temperature=0.0, seed=0)
 
+def in_one_loop(backend, delims: Delimiters) -> bool:
+    """Can budget forcing run as one decode loop (`think_and_answer`)? On a backend with `generate_chained` (the
+    transformers backend itself, not wrapped in a run store, on a model without sliding-window layers, whose KV a
+    continuation may mask) and delimiters without stop strings."""
+    return (callable(getattr(backend, "generate_chained", None)) and getattr(backend, "full_attention", False)
+            and not delims.think_until)
+
+def think_and_answer(backend, states: Sequence[Thought], sampling: Sampling, stops: set[int], *, delims: Delimiters,
+                     answer: Sampling | None, force: bool = True) -> list[ForcedThinking]:
+    """`think` then `force_answer` in one decode loop (`generate_chained`): a row that ends its thinking goes on at
+    once with the extension, or with the tail and its answer, instead of waiting for a new batched call per round.
+    Each continuation is the request the round-based path makes (same prompt ids, sampling and seed)."""
+    tk, recs = backend.tokenizer, [None] * len(states)
+    ans, ans_stops = answer_sampling(backend, delims, answer) if answer is not None else (None, set())
+
+    def then(i, c):
+        s = states[i]
+        if recs[i] is not None:                            # the answer
+            recs[i].answer = tk.decode(strip_stop(c.token_ids, ans_stops), skip_special_tokens=True)
+            return None
+        take_completion(backend, s, c, stops)
+        if not s.ended:                                    # extended: think on, no end of thinking at once
+            return s.prompt_ids + s.ids, replace(sampling, max_tokens=s.cap - len(s.ids), min_tokens=1)
+        r = recs[i] = _record(tk, s, delims, force)
+        if ans is None or not wants_answer(r, delims):
+            return None
+        return s.prompt_ids + r.thinking_ids + tk.encode(r.tail, add_special_tokens=False), ans
+
+    backend.generate_chained([s.prompt_ids for s in states],
+                             [replace(sampling, max_tokens=s.cap, min_tokens=0) for s in states], then)
+    return recs
+
 def budget_force(backend, prompts: Sequence[str], *, max_thinking_tokens: int | str | Sequence, num_ignore: int = 0,
                  extension: str | Sequence[str] = "Wait", delimiters: str | Delimiters = "s1",
-                 answer_max_tokens: int = 64, sampling: Sampling = GREEDY,
+                 answer_max_tokens: int = 64, sampling: Sampling = GREEDY, in_loop: bool | None = None,
                  desc: str = "budget forcing") -> list[ForcedThinking]:
     """Budget forcing (s1 §3.1): cap thinking at `max_thinking_tokens` (then force the answer) and suppress the
     end-of-thinking delimiter up to `num_ignore` times, appending `extension` each time. Batched across prompts.
-    Caps are clipped to the context left for the tail and `answer_max_tokens` (`clip_cap`; "auto": all of it)."""
+    Caps are clipped to the context left for the tail and `answer_max_tokens` (`clip_cap`; "auto": all of it).
+    `in_loop` None: one decode loop where the backend allows it (`in_one_loop`), else one call per round; False:
+    one call per round (the records are the same)."""
     n, delims = len(prompts), get_delimiters(delimiters)
-    states = think(backend, prompts, caps=_per_prompt(max_thinking_tokens, n, "max_thinking_tokens"),
-                   ks=_per_prompt(num_ignore, n, "num_ignore"), extensions=_per_prompt(extension, n, "extension"),
-                   delims=delims, sampling=sampling, answer_max_tokens=answer_max_tokens, desc=desc)
     answer = replace(sampling, max_tokens=answer_max_tokens) if answer_max_tokens > 0 else None
+    kw = dict(caps=_per_prompt(max_thinking_tokens, n, "max_thinking_tokens"), ks=_per_prompt(num_ignore, n, "num_ignore"),
+              extensions=_per_prompt(extension, n, "extension"), delims=delims, sampling=sampling,
+              answer_max_tokens=answer_max_tokens)
+    if in_loop is None:
+        in_loop = in_one_loop(backend, delims)
+    elif in_loop and not in_one_loop(backend, delims):
+        raise ValueError(f"budget_force: in_loop=True needs a backend with generate_chained (transformers, not wrapped "
+                         f"in a run store) and delimiters without stop strings; got {backend!r}, {delims.name!r}")
+    if in_loop:
+        states, sp, stops = thinking_setup(backend, prompts, **kw)
+        return think_and_answer(backend, states, sp, stops, delims=delims, answer=answer)
+    states = think(backend, prompts, **kw, desc=desc)
     return force_answer(backend, states, delims=delims, answer=answer, desc=f"{desc}: answers")
 
 # %% ../nbs/10_s1_budget_forcing.ipynb #7a0d824b

@@ -92,3 +92,48 @@ def test_embedded_smollm2_generates():
     out = be.generate([be.chat("What is 2 + 3? Answer with a number.")], Sampling(max_tokens=16))[0][0]
     assert out.num_tokens > 0 and out.text.strip()
     assert be.token_id("<|im_start|>") != be.token_id("<|im_end|>")
+
+
+# --- chained generation (budget forcing in one decode loop) ---------------------------------------------------------
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_chain_equals_calls_one_after_another(tiny_path, temperature):
+    "Continuations (appended tokens, a rewind, another stop set, length and min_tokens) equal separate generate calls."
+    a = HFBackend(tiny_path, progress=False)
+    b = HFBackend(tiny_path, progress=False, prefix_cache_tokens=0)
+    stop = a.encode("\n")[0]
+    sps = [Sampling(temperature=temperature, max_tokens=n, seed=2, stop_token_ids=st, min_tokens=m)
+           for n, st, m in ((7, (stop,), 0), (5, (), 1), (9, (stop,), 0))]
+
+    def step_fn(ids, c, step):
+        if step == 0: return ids + c.token_ids + a.encode(" Wait")        # continue after the completion
+        if step == 1: return ids + c.token_ids[:-3] + a.encode(" So")     # rewind three tokens
+    starts = [a.encode(a.chat(f"What is {i} * 3?" + " Think." * i)) for i in range(4)]
+    steps, cur, seen = [0] * 4, [list(s) for s in starts], [[] for _ in range(4)]
+
+    def then(i, c):
+        seen[i].append(c.token_ids)
+        nxt = step_fn(cur[i], c, steps[i]); steps[i] += 1
+        if nxt is None: return None
+        cur[i] = nxt
+        return nxt, sps[steps[i]]
+    before = a.stats["generated_tokens"]
+    a.generate_chained(starts, [sps[0]] * 4, then)
+    ref = []
+    for s in starts:     # the same chain, one call per request, each with its own sampling
+        ids, outs = list(s), []
+        for step in range(3):
+            c = b.generate([ids], sps[step])[0][0]; outs.append(c.token_ids)
+            ids = step_fn(ids, c, step)
+            if ids is None: break
+        ref.append(outs)
+    assert seen == ref
+    assert a.stats["generated_tokens"] - before == sum(len(t) for o in ref for t in o)
+
+
+def test_chain_rejects_a_second_temperature(tiny):
+    ids = [tiny.encode("Hello")]
+    with pytest.raises(ValueError, match="temperature"):
+        tiny.generate_chained(ids, [Sampling(max_tokens=2)], lambda i, c: (ids[0] + [1], Sampling(temperature=1.0)))
+    with pytest.raises(ValueError, match="empty prompt"):
+        tiny.generate_chained([[]], [Sampling(max_tokens=2)], lambda i, c: None)

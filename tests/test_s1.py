@@ -72,9 +72,11 @@ def test_extension_suppresses_the_delimiter_tiny(tiny, k):
     tiny.generate_samples = spy
     try:
         recs = budget_force(tiny, prompts_for(tiny, 3), max_thinking_tokens=40, num_ignore=k, delimiters=delims,
-                            answer_max_tokens=2)
+                            answer_max_tokens=2, in_loop=False)     # the round-based path: one call per round
     finally:
         del tiny.generate_samples
+    assert recs == budget_force(tiny, prompts_for(tiny, 3), max_thinking_tokens=40, num_ignore=k, delimiters=delims,
+                                answer_max_tokens=2)                # the one-loop path: the same records
     for r in recs:
         assert r.thinking.startswith("Wait") and "\n" not in r.thinking
         assert r.num_extensions == 1 and r.thinking.count("Wait") == 1
@@ -475,3 +477,47 @@ def test_effect_budget_forcing_scaling():
     assert [p["capped"] for p in points][0] == 1.0 and points[-1]["capped"] < 0.5   # caps below and above the natural length
     est = scaling_ci(points)
     assert est.lo > 0, f"Scaling {est} points per doubling: the paper's direction (+) did not appear"
+
+
+# --- one decode loop (issue 16) -------------------------------------------------------------------------------------
+
+def _both_paths(backend, prompts, **kw):
+    return (budget_force(backend, prompts, in_loop=True, **kw), budget_force(backend, prompts, in_loop=False, **kw))
+
+
+@pytest.mark.parametrize("temperature", [0.0, 1.0])
+def test_one_loop_gives_the_round_records_tiny(tiny, newline_delims, temperature):
+    "On HFBackend budget forcing runs as one decode loop; its records equal the round-based path's (natural ends,"
+    "extensions, caps, forced tails and answers after an answer delimiter)."
+    answer_delims = Delimiters("newline-answer", "", ("\n",), "Answer:")
+    ps = prompts_for(tiny, 4)
+    seen = set()
+    for delims, k in [("plain", 0), (newline_delims, 0), (newline_delims, 2), (answer_delims, 1), (answer_delims, 3)]:
+        a, b = _both_paths(tiny, ps, max_thinking_tokens=[5, 12, 30, 7], num_ignore=k, delimiters=delims,
+                           answer_max_tokens=4, sampling=Sampling(temperature=temperature, seed=3))
+        assert a == b, (delims, k)
+        seen |= {(r.capped, r.num_extensions > 0, bool(r.answer)) for r in a}
+    if temperature == 0:      # greedy: the tiny model's "\n" gives natural ends, extensions and answers
+        assert {(False, False, False), (True, True, True), (True, False, True)} <= seen, seen
+
+
+def test_one_loop_only_where_the_backend_chains(tok):
+    "A backend without generate_chained (scripted, vLLM, a run store) takes the round-based path; forcing the loop fails."
+    from reasonbook.s1 import in_one_loop, get_delimiters
+    sb = ScriptedThinker(tok, think_len=10)
+    assert not in_one_loop(sb, get_delimiters("s1"))
+    with pytest.raises(ValueError, match="generate_chained"):
+        budget_force(sb, ["Q"], max_thinking_tokens=20, delimiters="s1", in_loop=True)
+
+
+@pytest.mark.slow
+def test_one_loop_gives_the_round_records_embedded():
+    "On SmolLM2 (the bench's setting, fewer tokens): the same records from both paths, extensions and caps included."
+    from reasonbook.backends import load_backend
+    from reasonbook.data import arithmetic_dataset
+    be = load_backend("embedded", progress=False)
+    ps = [be.chat(p.question) for p in arithmetic_dataset(4, level=2, seed=1)]
+    for k in (0, 4):
+        a, b = _both_paths(be, ps, max_thinking_tokens=64, num_ignore=k, delimiters="plain", answer_max_tokens=8)
+        assert a == b, k
+        assert any(r.capped for r in a)
