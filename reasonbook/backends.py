@@ -14,9 +14,9 @@ from typing import Sequence, Union
 
 # %% auto #0
 __all__ = ['Prompt', 'EMBEDDED_MODELS', 'Sampling', 'Completion', 'prompt_key', 'sample_seed', 'Backend',
-           'PartialGenerationError', 'chat_prompt', 'PrefixCache', 'HFBackend', 'ModelNotFoundError', 'cache_dir',
-           'resolve_model_path', 'gguf_to_hf', 'embedded_model_path', 'gemma3_270m_path', 'tiny_llama_path',
-           'load_backend']
+           'PartialGenerationError', 'completion_text', 'chat_prompt', 'PrefixCache', 'HFBackend', 'ModelNotFoundError',
+           'cache_dir', 'resolve_model_path', 'gguf_to_hf', 'embedded_model_path', 'gemma3_270m_path',
+           'tiny_llama_path', 'load_backend']
 
 # %% ../nbs/02_backends.ipynb #80ca4a19
 import torch
@@ -144,6 +144,18 @@ class PartialGenerationError(RuntimeError):
     def __init__(self, message: str, completed: dict):
         super().__init__(message)
         self.completed = completed
+
+# %% ../nbs/02_backends.ipynb #7819580c
+def completion_text(backend: Backend, c: Completion, keep_special: bool = True) -> str:
+    """A completion's text as the model wrote it. The backends decode *without* special tokens (`Completion.text`),
+    which drops a reasoner's `<|im_start|>answer` marker; with `keep_special` the text is decoded from the token ids
+    with special tokens kept and trailing end-of-sequence ids (`backend.eos_token_ids`) cut. Without token ids, or
+    with `keep_special=False`, it is `c.text`."""
+    ids = list(getattr(c, "token_ids", None) or [])
+    if not keep_special or not ids: return c.text
+    eos = set(getattr(backend, "eos_token_ids", None) or [])
+    while ids and ids[-1] in eos: ids.pop()
+    return backend.decode(ids, skip_special_tokens=False)
 
 # %% ../nbs/02_backends.ipynb #4f2fae0e
 from contextlib import contextmanager

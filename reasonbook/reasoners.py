@@ -25,13 +25,13 @@ from .data import Problem, split_steps
 from .grading import majority_vote, weighted_vote
 
 # %% auto #0
-__all__ = ['REASONER_LEVELS', 'TRAIN_LEVELS', 'THINK', 'ANSWER', 'IM_START', 'IM_END', 'SPECIAL_TOKENS', 'CHARS', 'CHAT_TEMPLATE',
-           'REASONER_SIZES', 'PRM_RECIPE', 'BATCH_SIZE', 'SEED', 'ASSETS', 'REASONERS', 'RECHECK_KINDS', 'chain_ops',
-           'running_values', 'chain_dataset', 'TraceRecipe', 'wrong_result', 'thinking_steps', 's1_trace',
-           'reasoner_tokenizer', 'reasoner_prompt', 'training_example', 'pad_batch', 'lm_batch', 'reasoner_config',
-           'lr_at', 'train_steps', 'save_reasoner', 'train_reasoner', 'reasoner_path', 'step_labels', 'prm_solution',
-           'prm_batch', 'prm_loss', 'train_prm', 'train_all', 'main', 'boxed_int', 'bootstrap_ci', 'sample_metrics',
-           'evaluate_level', 'prm_step_scores', 'eval_table']
+__all__ = ['REASONER_LEVELS', 'TRAIN_LEVELS', 'THINK', 'ANSWER', 'IM_START', 'IM_END', 'THINK_OPENER', 'ANSWER_OPENER',
+           'SPECIAL_TOKENS', 'CHARS', 'CHAT_TEMPLATE', 'REASONER_SIZES', 'PRM_RECIPE', 'BATCH_SIZE', 'SEED', 'ASSETS',
+           'REASONERS', 'RECHECK_KINDS', 'chain_ops', 'running_values', 'chain_dataset', 'TraceRecipe', 'wrong_result',
+           'thinking_steps', 's1_trace', 'reasoner_tokenizer', 'reasoner_prompt', 'training_example', 'pad_batch',
+           'lm_batch', 'reasoner_config', 'lr_at', 'train_steps', 'save_reasoner', 'train_reasoner', 'reasoner_path',
+           'step_labels', 'prm_solution', 'prm_batch', 'prm_loss', 'train_prm', 'train_all', 'main', 'boxed_int',
+           'bootstrap_ci', 'sample_metrics', 'evaluate_level', 'prm_step_scores', 'eval_table']
 
 # %% ../nbs/08_reasoners.ipynb #825b54d2
 REASONER_LEVELS = {k: f"{k} operation{'s' if k > 1 else ''} (+/- a digit)" for k in range(1, 7)}
@@ -113,12 +113,12 @@ def thinking_steps(problem: Problem, rng: Random, recipe: TraceRecipe = TraceRec
 
 # %% ../nbs/08_reasoners.ipynb #730570bf
 THINK, ANSWER, IM_START, IM_END = "think", "answer", "<|im_start|>", "<|im_end|>"
+THINK_OPENER, ANSWER_OPENER = f"{IM_START}{THINK}\n", f"{IM_START}{ANSWER}\n"   # the sections' markers, as written
 
 
 def s1_trace(steps: Sequence[str], answer: str) -> str:
     "The assistant's turn in the s1 format: thinking steps, a blank line, the answer section, end of turn."
-    return (f"{IM_START}{THINK}\n" + "\n\n".join(steps) + f"\n\n{IM_START}{ANSWER}\n"
-            f"\\boxed{{{answer}}}{IM_END}")
+    return THINK_OPENER + "\n\n".join(steps) + f"\n\n{ANSWER_OPENER}\\boxed{{{answer}}}{IM_END}"
 
 # %% ../nbs/08_reasoners.ipynb #188fb3fe
 SPECIAL_TOKENS = ["<pad>", "<unk>", IM_START, IM_END, THINK, ANSWER, "system", "user", "assistant"]

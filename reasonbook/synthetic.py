@@ -21,38 +21,37 @@ import numpy as np
 import pandas as pd
 from fastcore.basics import patch
 
-from .backends import Sampling
+from .backends import Sampling, completion_text
 from .data import Problem, load_benchmark, split_steps
+from .reasoners import ANSWER_OPENER, THINK_OPENER   # the reasoners' section markers (s1's format)
 from .grading import coverage_at_k, extract_answer, grade, is_equiv, majority_vote, normalize_answer, pass_at_k
 from .plots import figure_title, paper_vs_ours
 from .stats import Estimate, curve_ci, effect_record, mean_ci, paired_diff, yerr
 from .runs import ENGINES, ConfigError, PaperConfig, TrainCache, open_backend
-from .train import TrainResult, launch
+from .train import PRECISIONS, TrainResult, launch
 
 # %% auto #0
-__all__ = ['SOLVE_INSTRUCTION', 'THINK_OPENER', 'ANSWER_OPENER', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', 'PIT_RULES',
-           'TRAIN_KEYS', 'METHODS', 'PASS_K_METHODS', 'DPO_TAGS', 'TEST_SEED_OFFSET', 'TEST_OVERSAMPLE',
-           'SYNTH_TOKENS_FACTOR', 'SELF_EXPLORE_K', 'NEGATIVE_SEED_OFFSET', 'ROLLOUT_SEED_OFFSET', 'ROLES', 'PAPER',
-           'GENERATED', 'DPO_RECIPES', 'EFFECT_FIGURES', 'tokenizer_bos', 'prompt_style', 'solve_prompt',
-           'learner_solution', 'learner_format', 'completion_text', 'fit_sampling', 'parse_synthetic',
-           'synthetic_candidates', 'verify_by_agreement', 'synthesize_problems', 'sft_data', 'Trace', 'sample_traces',
-           'rft_data', 'rft', 'negatives', 'positives_by_problem', 'dpo_pairs', 'step_spans', 'step_prefix',
-           'best_of_k_value', 'PrefixPlan', 'plan_rollouts', 'step_values', 'advantages', 'first_pit', 'per_step_pairs',
-           'first_failed_step', 'self_explore_pairs', 'train_rows', 'model_bos', 'sft', 'dpo', 'per_step_dpo',
-           'evaluate', 'test_error', 'fit_power_law', 'power_law', 'efficiency_multiplier', 'scaling_table',
-           'SyntheticConfig', 'dataset_name', 'load_problems', 'seed_set', 'test_problems', 'synthetic_data',
-           'write_d_syn', 'Lab', 'policy_spec', 'synthetic_lab', 'Evaluation', 'evaluate_policy', 'train_and_evaluate',
-           'sft_hparams', 'dpo_hparams', 'expected_steps', 'with_min_steps', 'train_record', 'PolicySamples',
-           'sample_pi_sft', 'SizeRun', 'run_rft', 'run_dpo', 'run_size', 'run_scaling', 'copied_points',
-           'method_correct', 'error_table', 'error_cis', 'plot_error_vs_data', 'plot_efficiency_multipliers',
-           'pass_at_k_table', 'plot_pass_at_k', 'beta_correct', 'run_beta_sweep', 'run_self_explore',
-           'plot_dpo_vs_per_step_beta', 'advantage_examples', 'plot_advantages', 'paper_table', 'synthetic_effects',
-           'learner_name']
+__all__ = ['SOLVE_INSTRUCTION', 'SYNTHESIS_TEMPLATE', 'GENERATOR_TEMPERATURE', 'PIT_RULES', 'TRAIN_KEYS', 'METHODS',
+           'PASS_K_METHODS', 'DPO_TAGS', 'TEST_SEED_OFFSET', 'TEST_OVERSAMPLE', 'SYNTH_TOKENS_FACTOR', 'SELF_EXPLORE_K',
+           'NEGATIVE_SEED_OFFSET', 'ROLLOUT_SEED_OFFSET', 'ROLES', 'PAPER', 'GENERATED', 'DPO_RECIPES',
+           'EFFECT_FIGURES', 'tokenizer_bos', 'prompt_style', 'solve_prompt', 'learner_solution', 'learner_format',
+           'learner_text', 'fit_sampling', 'parse_synthetic', 'synthetic_candidates', 'verify_by_agreement',
+           'synthesize_problems', 'sft_data', 'Trace', 'sample_traces', 'rft_data', 'rft', 'negatives',
+           'positives_by_problem', 'dpo_pairs', 'step_spans', 'step_prefix', 'best_of_k_value', 'PrefixPlan',
+           'plan_rollouts', 'step_values', 'advantages', 'first_pit', 'per_step_pairs', 'first_failed_step',
+           'self_explore_pairs', 'train_rows', 'model_bos', 'sft', 'dpo', 'per_step_dpo', 'evaluate', 'test_error',
+           'fit_power_law', 'power_law', 'efficiency_multiplier', 'scaling_table', 'SyntheticConfig', 'dataset_name',
+           'load_problems', 'seed_set', 'test_problems', 'synthetic_data', 'write_d_syn', 'Lab', 'policy_spec',
+           'synthetic_lab', 'Evaluation', 'evaluate_policy', 'train_and_evaluate', 'sft_hparams', 'dpo_hparams',
+           'expected_steps', 'with_min_steps', 'train_record', 'PolicySamples', 'sample_pi_sft', 'SizeRun', 'run_rft',
+           'run_dpo', 'run_size', 'run_scaling', 'copied_points', 'method_correct', 'error_table', 'error_cis',
+           'plot_error_vs_data', 'plot_efficiency_multipliers', 'pass_at_k_table', 'plot_pass_at_k', 'beta_correct',
+           'run_beta_sweep', 'run_self_explore', 'plot_dpo_vs_per_step_beta', 'advantage_examples', 'plot_advantages',
+           'paper_table', 'synthetic_effects', 'learner_name']
 
 # %% ../nbs/30_synthetic_negatives.ipynb #33a0ef75
 SOLVE_INSTRUCTION = ("{question}\n\nThink step by step, with a blank line between steps, then give the final answer "
                      "in \\boxed{{}}.")
-THINK_OPENER, ANSWER_OPENER = "<|im_start|>think\n", "<|im_start|>answer\n"   # reasonbook's reasoners (s1's format)
 
 def tokenizer_bos(tokenizer) -> str:
     "The BOS token text when `tokenizer` adds a BOS by default (as the trainer's tokenisation does), else ''."
@@ -95,15 +94,10 @@ def learner_format(problems: Sequence[Problem], backend) -> list[Problem]:
     "The problems with their worked solutions in the learner's format (D_syn's SFT targets and DPO positives)."
     return [replace(p, solution=learner_solution(backend, p)) for p in problems]
 
-def completion_text(backend, c) -> str:
-    "A sampled completion's text as the learner wrote it: for a reasoner decoded with its special tokens, EOS cut."
-    ids = list(getattr(c, "token_ids", None) or [])
-    if prompt_style(backend) != "think" or not ids:
-        return c.text
-    eos = set(getattr(backend, "eos_token_ids", None) or [])
-    while ids and ids[-1] in eos:
-        ids.pop()
-    return backend.decode(ids, skip_special_tokens=False)
+
+def learner_text(backend, c) -> str:
+    "A sampled completion's text as the learner wrote it (`completion_text`; special tokens kept for a reasoner)."
+    return completion_text(backend, c, keep_special=prompt_style(backend) == "think")
 
 # %% ../nbs/30_synthetic_negatives.ipynb #4db2abac
 def fit_sampling(backend, prompts: Sequence[str], sampling: Sampling, where: str = "generate") -> Sampling:
@@ -220,11 +214,11 @@ class Trace:
 # %% ../nbs/30_synthetic_negatives.ipynb #4225c4b8
 def sample_traces(backend, problems: Sequence[Problem], k: int, sampling: Sampling | None = None,
                   desc: str | None = "sample") -> list[list[Trace]]:
-    "`k` graded samples per problem from `backend`, in one call (texts as the learner wrote them: `completion_text`)."
+    "`k` graded samples per problem from `backend`, in one call (texts as the learner wrote them: `learner_text`)."
     sampling = replace(sampling or Sampling(temperature=0.7, max_tokens=256), n=k)
     prompts = [solve_prompt(backend, p.question) for p in problems]
     outs = backend.generate(prompts, fit_sampling(backend, prompts, sampling, desc or "sample"), desc=desc)
-    return [[Trace(p, pr, t, grade(t, p.answer), c.finish_reason) for c in comps for t in [completion_text(backend, c)]]
+    return [[Trace(p, pr, t, grade(t, p.answer), c.finish_reason) for c in comps for t in [learner_text(backend, c)]]
             for p, pr, comps in zip(problems, prompts, outs)]
 
 # %% ../nbs/30_synthetic_negatives.ipynb #44b44dd8
@@ -364,7 +358,7 @@ def step_values(backend, traces: Sequence[Trace], *, K: int = 5, n_rollouts: int
             return [("", p.grade)]
         if (p.rollout, p.gold) not in graded:
             graded[(p.rollout, p.gold)] = [(t, grade(p.prefix + t, p.gold, kind=kind))
-                                         for t in (completion_text(backend, c) for c in outs[p.rollout])]
+                                         for t in (learner_text(backend, c) for c in outs[p.rollout])]
         return graded[(p.rollout, p.gold)]
     rollouts = [[rolled(p) for p in row] for row in plan]
     values = [[float(p.grade) if p.rollout is None else best_of_k_value(len(r), sum(ok for _, ok in r), K)
@@ -617,6 +611,7 @@ class SyntheticConfig(PaperConfig):
     n_boot: int = 1000
     cpu_threads: int | None = 1
     keep_models: bool = False
+    precision: str = "fp32"
     train_launcher: str = ""
     trl_kwargs: dict[str, Any] = field(default_factory=dict)
 
@@ -640,6 +635,7 @@ def _check_values(self: SyntheticConfig):
                   self.negatives_per_problem)
     if self.cpu_threads is not None and self.cpu_threads < 1: self.fail("cpu_threads", "None or an integer >= 1", self.cpu_threads)
     if self.synth_rounds < 1: self.fail("synth_rounds", "an integer >= 1", self.synth_rounds)
+    if self.precision not in PRECISIONS: self.fail("precision", f"one of {PRECISIONS}", self.precision)
     if self.synth_oversample < 1: self.fail("synth_oversample", "a factor >= 1", self.synth_oversample)
     if self.n_rollouts < self.rollout_K:
         self.fail("n_rollouts", f"at least rollout_K = {self.rollout_K}", self.n_rollouts)
@@ -775,9 +771,10 @@ def synthetic_lab(cfg: SyntheticConfig, store=None, models_dir=None) -> Lab:
 
     def train_(name: str, recipe: Callable, base, rows: Sequence[dict], **hparams) -> TrainResult:
         key = dict(recipe=recipe.__name__, base=_model_key(base), rows=train_rows(rows), hparams=hparams,
-                   trl_kwargs=cfg.trl_kwargs, seed=cfg.seed)
+                   trl_kwargs=cfg.trl_kwargs, seed=cfg.seed, precision=cfg.precision)
         return cache.get_or_train(name, key, lambda out: recipe(base, rows, out, launcher=cfg.train_launcher,
-                                                                seed=cfg.seed, **hparams, **cfg.trl_kwargs))
+                                                                seed=cfg.seed, settings={"precision": cfg.precision},
+                                                                **hparams, **cfg.trl_kwargs))
     return Lab(open_, train_)
 
 # %% ../nbs/30_synthetic_negatives.ipynb #6c8c0cbc

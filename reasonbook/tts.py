@@ -26,21 +26,22 @@ from .data import Problem, load_benchmark, split_steps
 from . import grading
 from .grading import extract_answer, is_equiv, majority_vote, normalize_answer, pass_at_k, weighted_vote
 from .prm import PRM, OraclePRM, aggregate
+from .reasoners import THINK_OPENER   # the reasoners' thinking-section marker (prompt style "think")
 from .runs import ENGINES, PaperConfig
 from .stats import curve_ci, effect_record, mean_ci, paired_diff, yerr
 
 # %% auto #0
-__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'COT_PROMPT', 'PROMPTS', 'THINK_OPENER', 'STYLE_SAMPLING', 'STEP_DELIMITER',
-           'SELECTIONS', 'ABSOLUTE_BINS', 'PAPER', 'PRM_SETTINGS', 'SEARCHES', 'STYLE', 'CO_METHODS', 'PAPER_EFFECTS',
-           'build_prompt', 'Candidate', 'SearchResult', 'sample_cot', 'score_results', 'best_of_n', 'select_answer',
-           'beam_search', 'dvts', 'grade_results', 'is_selected_correct', 'selection_accuracy', 'pass_at',
-           'difficulty_bins', 'compute_optimal_method', 'nominal_params', 'policy_size', 'reward_aware_choice',
-           'pretraining_flops', 'inference_flops', 'TTSConfig', 'load_problems', 'rule_dataset', 'headline_model',
-           'flops_matched_n', 'policy_sampling', 'sample_sampling', 'fit_context', 'Samples', 'run_samples',
-           'search_at_budgets', 'open_prm', 'PRMRun', 'run_prm', 'accuracy_table', 'per_problem', 'mean_pct',
-           'accuracy_means', 'prm_label', 'problem_matrix', 'plot_fig4', 'plot_fig8', 'table2_voting', 'table2_column',
-           'table2_vs_paper', 'compute_optimal', 'table5_compute_optimal', 'cost_table', 'table4_flops', 'paper_table5',
-           'paper_table4', 'paper_vs_ours_rows', 'tts_effects', 'method_tokens', 'headline_bars', 'plot_headline',
+__all__ = ['SYSTEM_PROMPT', 'SHORT_PROMPT', 'COT_PROMPT', 'PROMPTS', 'STYLE_SAMPLING', 'STEP_DELIMITER', 'SELECTIONS',
+           'ABSOLUTE_BINS', 'PAPER', 'PRM_SETTINGS', 'SEARCHES', 'STYLE', 'CO_METHODS', 'PAPER_EFFECTS', 'build_prompt',
+           'Candidate', 'SearchResult', 'sample_cot', 'score_results', 'best_of_n', 'select_answer', 'beam_search',
+           'dvts', 'grade_results', 'is_selected_correct', 'selection_accuracy', 'pass_at', 'difficulty_bins',
+           'compute_optimal_method', 'nominal_params', 'policy_size', 'reward_aware_choice', 'pretraining_flops',
+           'inference_flops', 'TTSConfig', 'load_problems', 'rule_dataset', 'headline_model', 'flops_matched_n',
+           'policy_sampling', 'sample_sampling', 'fit_context', 'Samples', 'run_samples', 'search_at_budgets',
+           'open_prm', 'PRMRun', 'run_prm', 'accuracy_table', 'per_problem', 'mean_pct', 'accuracy_means', 'prm_label',
+           'problem_matrix', 'plot_fig4', 'plot_fig8', 'table2_voting', 'table2_column', 'table2_vs_paper',
+           'compute_optimal', 'table5_compute_optimal', 'cost_table', 'table4_flops', 'paper_table5', 'paper_table4',
+           'paper_vs_ours_rows', 'tts_effects', 'method_tokens', 'headline_bars', 'plot_headline',
            'effect_vs_paper_rows', 'effect_note', 'oracle_search_check', 'prm_step_check']
 
 # %% ../nbs/20_tts_compute_optimal.ipynb #bb956e13
@@ -56,7 +57,6 @@ SHORT_PROMPT = "Think step by step, then give the final answer in \\boxed{}."
 COT_PROMPT = "Please reason step by step, and put your final answer within \\boxed{}."
 PROMPTS = {"search-and-learn": SYSTEM_PROMPT, "short": SHORT_PROMPT, "none": None, "qwen": COT_PROMPT,
            "r1": COT_PROMPT, "think": None}
-THINK_OPENER = "<|im_start|>think\n"   # reasonbook's reasoners: the thinking section's marker (style "think")
 STYLE_SAMPLING = {"r1": dict(temperature=0.6, top_p=0.95, max_tokens=32768)}   # DeepSeek-R1-distill policies
 STEP_DELIMITER = "\n\n"
 

@@ -28,7 +28,7 @@ import numpy as np
 import pandas as pd
 
 from .arith import NUMBER, equations, holds, question_numbers
-from .backends import Backend, Sampling
+from .backends import Backend, Sampling, completion_text
 from .data import Problem, load_benchmark, split_steps
 from .grading import coverage_at_k, extract_answer, grade, maj_at_k
 from .plots import figure_title, paper_vs_ours
@@ -42,7 +42,7 @@ __all__ = ['FEW_SHOT_STYLES', 'FEW_SHOT_STOPS', 'STYLE_STOPS', 'ANSWER_LINES', '
            'JUDGE_ITEM', 'JUDGE_SAMPLING', 'JUDGE_REASON_INSTRUCTION', 'JUDGE_REASON_ITEM', 'JUDGE_MODES', 'PARADIGMS',
            'STUDENT_ROLES', 'PAPER', 'STUDENT', 'SEED_OFFSETS', 'QUALITY_EFFECTS', 'sampling_flops',
            'compute_matched_samples', 'BudgetPlan', 'budget_plan', 'style_stops', 'shot_solution', 'few_shot_prompt',
-           'bos_prefix', 'truncate_at_answer', 'fit_to_context', 'completion_text', 'sample_few_shot', 'grade_samples',
+           'bos_prefix', 'truncate_at_answer', 'fit_to_context', 'sample_few_shot', 'grade_samples',
            'final_answer_filter', 'solution_key', 'diversity_at_k', 'retract_steps', 'arithmetic_step_check',
            'FPRResult', 'step_check_judge', 'false_positive_rate', 'corrupt_solution', 'parse_verdict', 'judge_prompt',
            'judge_examples', 'LLMJudge', 'judge_agreement', 'PRMJudge', 'paradigm', 'sft_rows', 'evaluate_student',
@@ -195,15 +195,6 @@ def fit_to_context(backend: Backend, prompts: Sequence[str], sampling: Sampling,
 FEW_SHOT_SAMPLING = Sampling(temperature=0.7, max_tokens=512, stop=FEW_SHOT_STOPS, seed=0)
 
 
-def completion_text(backend: Backend, c, style: str = "math") -> str:
-    "A sample's text; for `think`, decoded from its token ids with special tokens kept (the answer marker), EOS dropped."
-    if style != "think" or not getattr(c, "token_ids", None): return c.text
-    ids = list(c.token_ids)
-    eos = getattr(backend.tokenizer, "eos_token_id", None)
-    if ids and eos is not None and ids[-1] == eos: ids = ids[:-1]
-    return backend.decode(ids, skip_special_tokens=False)
-
-
 def sample_few_shot(backend: Backend, problems: Sequence[Problem], sampling: Sampling = FEW_SHOT_SAMPLING, *,
                     shots: Sequence[Problem] = (), style: str = "math", desc: str | None = None) -> list:
     "`sampling.n` few-shot sampled solutions per problem (one engine call), each cut after its first final answer."
@@ -211,7 +202,7 @@ def sample_few_shot(backend: Backend, problems: Sequence[Problem], sampling: Sam
     sampling = fit_to_context(backend, prompts, sampling, desc or "sample_few_shot")
     if sampling.n > 1: backend.warm_prefix(prompts)     # the n samples of a prompt reuse its prefilled prefix
     outs = backend.generate(prompts, sampling, desc=desc)
-    return [[truncate_at_answer(completion_text(backend, c, style)) for c in o] for o in outs]
+    return [[truncate_at_answer(completion_text(backend, c, keep_special=style == "think")) for c in o] for o in outs]
 
 
 # %% ../nbs/40_wc_vs_se.ipynb #8294a670
