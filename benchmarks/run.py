@@ -139,7 +139,9 @@ SIZES = {
                                   search_kw=dict(max_iterations=3), prm_problems=4),
                       True: dict(policy="reasoner-s", prm="reasoner-prm", n_problems=2, n=4, m=2,
                                  search_kw=dict(max_iterations=2))},
-    "budget_forcing": {False: dict(n_problems=6, cap=48, ks=(0, 1, 2, 4)), True: dict(n_problems=2, cap=8, ks=(0, 4))},
+    # 8 problems at cap 96 (benchmarks/budget_forcing.py's defaults): SmolLM2 ends its thinking before the cap often
+    # enough there for "Wait" extensions to happen (at cap 48 every row hit the cap first, so k changed nothing)
+    "budget_forcing": {False: dict(n_problems=8, cap=96, ks=(0, 4)), True: dict(n_problems=2, cap=8, ks=(0, 4))},
     "search": {False: dict(n_problems=16, n=16, m=4, iterations=3, step_tokens=32),
                True: dict(n_problems=2, n=4, m=2, iterations=1, step_tokens=8)},
     "prm": {False: dict(n_distinct=6, n_problems=2, n_candidates=6), True: dict(n_distinct=2, n_problems=1, n_candidates=2)},
