@@ -21,19 +21,29 @@ def prompts(n: int) -> list[str]:
     return [p.question for p in chain_dataset(n, 4, seed=2024)]
 
 
-def hf_tokens_per_s(path: str, tokens: int) -> dict:
-    from reasonbook.backends import HFBackend, Sampling
-    be = HFBackend(path, batch_size=max(BATCHES), progress=False)
+def tokens_per_s(be, tokens: int, repeats: int = 1, batches=BATCHES, before_each=None) -> dict:
+    """Greedy tokens/s of backend `be` (transformers or vLLM) at each batch on the same chain prompts: the median of
+    `repeats` runs (`before_each()` before every run, e.g. a prefix-cache reset), and each batch's token ids."""
+    import statistics
+    from reasonbook.backends import Sampling
+    qs = prompts(max(batches))
     sp = Sampling(max_tokens=tokens, ignore_eos=True)
-    be.generate([be.chat(prompts(1)[0])], Sampling(max_tokens=4))         # warm-up
-    out = {}
-    for b in BATCHES:
-        ps = [be.chat(q) for q in prompts(b)]
-        t = time.perf_counter()
-        res = be.generate(ps, sp)
-        dt = time.perf_counter() - t
-        out[b] = sum(r[0].num_tokens for r in res) / dt
-    return out
+    be.generate([be.chat(qs[0])], Sampling(max_tokens=4))                  # warm-up
+    out, ids = {}, {}
+    for b in batches:
+        ps = [be.chat(q) for q in qs[:b]]
+        ts = []
+        for _ in range(repeats):
+            if before_each is not None: before_each()
+            t = time.perf_counter(); res = be.generate(ps, sp); ts.append(time.perf_counter() - t)
+        out[b] = sum(r[0].num_tokens for r in res) / statistics.median(ts)
+        ids[b] = [r[0].token_ids for r in res]
+    return dict(tok_s=out, token_ids=ids)
+
+
+def hf_tokens_per_s(path: str, tokens: int) -> dict:
+    from reasonbook.backends import HFBackend
+    return tokens_per_s(HFBackend(path, batch_size=max(BATCHES), progress=False), tokens)["tok_s"]
 
 
 VLLM_SNIPPET = r'''

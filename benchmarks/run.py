@@ -470,22 +470,10 @@ def bench_vllm_rounds(repeats=3, quick=False):
 
 
 def hf_throughput(path: str, tokens: int, repeats: int, batches) -> dict:
-    "benchmarks/reasoners.py's transformers side, with medians and the token ids for the equality check."
-    from reasonbook.backends import HFBackend, Sampling
-    from reasoners import prompts as reasoner_prompts
-    be = HFBackend(path, batch_size=max(batches), progress=False)
-    qs = reasoner_prompts(max(batches))
-    sp = Sampling(max_tokens=tokens, ignore_eos=True)
-    be.generate([be.chat(qs[0])], Sampling(max_tokens=4))                  # warm-up
-    out, ids = {}, {}
-    for b in batches:
-        ps = [be.chat(q) for q in qs[:b]]
-        ts = []
-        for _ in range(repeats):
-            res, t = timed(be.generate, ps, sp); ts.append(t)
-        out[b] = sum(r[0].num_tokens for r in res) / statistics.median(ts)
-        ids[b] = [r[0].token_ids for r in res]
-    return dict(tok_s=out, token_ids=ids)
+    "benchmarks/reasoners.py's transformers side (`tokens_per_s`), with medians and the token ids for the equality check."
+    from reasonbook.backends import HFBackend
+    from reasoners import tokens_per_s
+    return tokens_per_s(HFBackend(path, batch_size=max(batches), progress=False), tokens, repeats, batches)
 
 
 def bench_reasoners(repeats=3, quick=False, batches=(1, 64, 256), tokens=48):

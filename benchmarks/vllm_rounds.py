@@ -66,23 +66,11 @@ def rounds(be, n_requests: int, piece: int, repeats: int, tokens: int) -> dict:
 
 
 def throughput(be, tokens: int, repeats: int, batches=BATCHES) -> dict:
-    "Tokens/s at each batch (median of `repeats`), and the greedy token ids of the largest batch's first run."
-    from reasonbook.backends import Sampling
+    "Tokens/s at each batch (median of `repeats`, prefix cache reset before each run) and each batch's token ids."
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from reasoners import prompts as reasoner_prompts
-    qs = reasoner_prompts(max(batches))
-    sp = Sampling(max_tokens=tokens, ignore_eos=True)
-    be.generate([be.chat(qs[0])], Sampling(max_tokens=4))                  # warm-up
-    out, ids = {}, {}
-    for b in batches:
-        ps = [be.chat(q) for q in qs[:b]]
-        ts = []
-        for _ in range(repeats):
-            be.llm.reset_prefix_cache()
-            t = time.perf_counter(); res = be.generate(ps, sp); ts.append(time.perf_counter() - t)
-        out[b] = sum(r[0].num_tokens for r in res) / statistics.median(ts)
-        ids[b] = [r[0].token_ids for r in res]
-    return dict(tok_s=out, token_ids=ids, tokens=tokens, repeats=repeats)
+    from reasoners import tokens_per_s
+    return dict(tokens_per_s(be, tokens, repeats, batches, before_each=be.llm.reset_prefix_cache), tokens=tokens,
+                repeats=repeats)
 
 
 def budget_forcing(be, repeats: int, quick: bool) -> dict:
