@@ -256,7 +256,7 @@ def serve_backend(backend: Backend, model: str | None = None, host: str = "127.0
                               ignore_eos=bool(body.get("ignore_eos", False)))
             except (ValueError, TypeError, KeyError) as e:
                 return self._error(400, f"bad request: {e}")
-            ctx = getattr(backend, "max_model_len", None)    # vLLM's server refuses prompt + max_tokens > context
+            ctx = getattr(backend, "max_model_len", None)    # as vLLM's servers have: refuse prompt + max_tokens > context
             for p in prompts:
                 n_p = len(p) if isinstance(p, list) else len(backend.encode(p))
                 if ctx and n_p + sp.max_tokens > ctx:
@@ -446,8 +446,8 @@ def completion_body(self: OpenAIBackend, prompts: list, sampling: Sampling, seed
 @patch
 def request_max_tokens(self: OpenAIBackend, prompt, sampling: Sampling, k: int = 0) -> int:
     """`sampling.max_tokens`, clipped to the context the server has left after `prompt` (its `max_model_len` minus the
-    prompt's tokens): a server refuses a request whose prompt plus `max_tokens` exceeds its context, while an engine
-    called in-process stops such a sequence at the context. A prompt that leaves no room is an error naming it."""
+    prompt's tokens): a server may refuse a request whose prompt plus `max_tokens` exceeds its context (vLLM's servers
+    have; 0.32 stops it at the context instead), as an engine called in-process does. A prompt that leaves no room is an error naming it."""
     if not self.max_model_len: return sampling.max_tokens
     n = len(prompt) if isinstance(prompt, list) else len(self.encode(prompt))
     room = self.max_model_len - n
